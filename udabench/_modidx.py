@@ -36,4 +36,5 @@ d = { 'settings': { 'branch': 'main',
                                'udabench.core.set_rng_state': ('core.html#set_rng_state', 'udabench/core.py'),
                                'udabench.core.set_seed': ('core.html#set_seed', 'udabench/core.py'),
                                'udabench.core.setup_logging': ('core.html#setup_logging', 'udabench/core.py'),
+                               'udabench.core.shared_dir': ('core.html#shared_dir', 'udabench/core.py'),
                                'udabench.core.to_dict': ('core.html#to_dict', 'udabench/core.py')}}}

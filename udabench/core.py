@@ -17,7 +17,7 @@ import yaml
 __all__ = ['ABBREVIATIONS', 'IGNORE_INDEX', 'METHODS', 'DATASETS', 'MODELS', 'logger', 'UdaError', 'ConfigError', 'set_seed',
            'seed_worker', 'rng_state', 'set_rng_state', 'get_device', 'Registry', 'Section', 'from_dict', 'to_dict',
            'apply_overrides', 'save_config', 'load_config', 'atomic_write_text', 'atomic_save', 'safe_load', 'run_name',
-           'make_run_dir', 'setup_logging']
+           'make_run_dir', 'shared_dir', 'setup_logging']
 
 # %% ../nbs/00_core.ipynb #c005
 ABBREVIATIONS = dict(
@@ -289,6 +289,17 @@ def make_run_dir(out, # parent directory of runs
     return p
 
 # %% ../nbs/00_core.ipynb #c030
+def shared_dir() -> Optional[Path]:
+    "The `shared/` folder beside the repository (or `$UDABENCH_SHARED`), or None when absent."
+    env = os.environ.get('UDABENCH_SHARED')
+    cands = [Path(env)] if env else []
+    here = Path.cwd().resolve()
+    cands += [p/'shared' for p in [here.parent, here.parent.parent, here]]
+    for c in cands:
+        if (c/'data'/'real').is_dir(): return c
+    return None
+
+# %% ../nbs/00_core.ipynb #c033
 def setup_logging(run_dir=None, # also log to `run_dir/log.txt` when given
                   level:int=logging.INFO, rank:int=0):
     "Configure the `udabench` logger: console on rank 0, plus a file in `run_dir`."
