@@ -53,13 +53,18 @@ def seed_worker(worker_id:int): # index of the data-loader worker
 
 def rng_state() -> dict:
     "The states of the python, numpy, torch (and CUDA) generators, to save in a checkpoint."
-    st = dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state())
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    # numpy's state is kept as plain ints and a tensor so that `torch.load(weights_only=True)` accepts it
+    st = dict(python=random.getstate(), numpy=(kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)),
+              torch=torch.get_rng_state())
     if torch.cuda.is_available(): st['cuda'] = torch.cuda.get_rng_state_all()
     return st
 
 def set_rng_state(st:dict): # a dict from `rng_state`
     "Restore the generators saved by `rng_state`."
-    random.setstate(_tuplify(st['python'])); np.random.set_state(_tuplify(st['numpy']))
+    random.setstate(_tuplify(st['python']))
+    kind, keys, pos, has_gauss, cached = st['numpy']
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(torch.as_tensor(st['torch'], dtype=torch.uint8))
     if 'cuda' in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
 
