@@ -74,6 +74,11 @@ def _to_device(batch:dict, device, channels_last:bool=False) -> dict:
         out[k] = v
     return out
 
+def _unwrap_key(k:str) -> str:
+    "Drop the `module.` level that a DistributedDataParallel wrapper adds to state-dict keys."
+    parts = k.split('.')
+    return '.'.join(parts[:1] + parts[2:]) if len(parts) > 2 and parts[1] == 'module' else k
+
 class Trainer:
     "Trains `method` on batches from `data` according to `cfg`; callbacks add evaluation, checkpoints and logging."
     def __init__(self, method:Method, # the method, owning the model and its extra modules
@@ -195,7 +200,7 @@ class Trainer:
     # ---- checkpoints ----
     def state_dict(self) -> dict:
         "Everything needed to continue exactly: weights, method state, optimisers, schedules, scaler, RNGs, data order."
-        sd = dict(format='udabench-train-v1', iteration=self.it, method=self.method.state_dict(),
+        sd = dict(format='udabench-train-v1', iteration=self.it, method=self._method_state(),
                   optimizers={k: o.state_dict() for k, o in self.opts.items()},
                   schedulers={k: s.state_dict() for k, s in self.scheds.items()},
                   scaler=self.scaler.state_dict(), rng=rng_state(),
@@ -203,9 +208,14 @@ class Trainer:
         if hasattr(self.data, 'state_dict'): sd['data'] = self.data.state_dict()
         return sd
 
+    def _method_state(self) -> dict:
+        "The method's state with the keys of the plain model, whether or not it is wrapped for multi-process training."
+        return {_unwrap_key(k): v for k, v in self.method.state_dict().items()}
+
     def load_state_dict(self, sd:dict):
         if sd.get('format') != 'udabench-train-v1': raise UdaError("not a udabench training checkpoint (no 'format': 'udabench-train-v1')")
-        self.method.load_state_dict(sd['method'])
+        own = {_unwrap_key(k): k for k in self.method.state_dict()}
+        self.method.load_state_dict({own.get(k, k): v for k, v in sd['method'].items()})
         for k, o in self.opts.items(): o.load_state_dict(sd['optimizers'][k])
         for k, s in self.scheds.items(): s.load_state_dict(sd['schedulers'][k])
         self.scaler.load_state_dict(sd['scaler'])
