@@ -155,9 +155,10 @@ def remap(lbl,          # (…) raw ids: numpy integer array or torch tensor
     "Map raw ids in `lbl` through `lut`; numpy in → uint8 numpy out, tensor in → int64 tensor out."
     if isinstance(lbl, torch.Tensor):
         t = torch.as_tensor(np.asarray(lut), dtype=torch.int64, device=lbl.device)
-        if lbl.numel() and (int(lbl.min()) < 0 or int(lbl.max()) > 255):
-            raise UdaError(f"label ids must lie in 0..255 to be remapped, got {int(lbl.min())}..{int(lbl.max())}")
-        return t[lbl.long()]
+        l = lbl.long()   # also makes uint16 (16-bit PNGs) indexable
+        if lbl.dtype != torch.uint8 and l.numel() and (int(l.min()) < 0 or int(l.max()) > 255):
+            raise UdaError(f"label ids must lie in 0..255 to be remapped, got {int(l.min())}..{int(l.max())}")
+        return t[l]
     a = np.asarray(lbl)
     if a.dtype != np.uint8:
         if a.size and (a.min() < 0 or a.max() > 255):
