@@ -17,12 +17,13 @@ from matplotlib import colors as mcolors
 from matplotlib.patches import Patch
 
 from ..core import UdaError, IGNORE_INDEX
+from ..losses import entropy_map
 
 # %% auto #0
 __all__ = ['CAFFE_MEAN_BGR', 'IMAGENET_MEAN', 'IMAGENET_STD', 'ERROR_COLORS', 'to_np', 'default_palette', 'as_space', 'colorize',
-           'to_image', 'overlay', 'upsample', 'to_labels', 'norm_entropy', 'confidence', 'error_map', 'show_image',
-           'class_legend', 'show_label', 'show_map', 'show_entropy', 'show_confidence', 'show_error', 'pixel_accuracy',
-           'plot_class_iou', 'plot_confusion', 'predict_logits', 'show_predictions']
+           'model_input', 'to_image', 'overlay', 'upsample', 'to_labels', 'norm_entropy', 'confidence', 'error_map',
+           'show_image', 'class_legend', 'show_label', 'show_map', 'show_entropy', 'show_confidence', 'show_error',
+           'pixel_accuracy', 'plot_class_iou', 'plot_confusion', 'predict_logits', 'show_predictions']
 
 # %% ../../nbs/30_viz.core.ipynb #c006
 def to_np(x): # tensor, array or scalar
@@ -69,6 +70,15 @@ def _denorm(x:torch.Tensor, norm:str) -> torch.Tensor:
     "(3,H,W) normalised float -> RGB float in 0..255."
     if norm == 'caffe': return (x + torch.tensor(CAFFE_MEAN_BGR)[:, None, None]).flip(0)
     if norm == 'imagenet': return (x * torch.tensor(IMAGENET_STD)[:, None, None] + torch.tensor(IMAGENET_MEAN)[:, None, None]) * 255
+    raise UdaError(f"unknown image normalisation '{norm}': expected 'caffe' or 'imagenet'")
+
+def model_input(img, # (3,H,W) or (B,3,H,W) uint8 RGB image(s)
+                norm:str): # 'caffe' | 'imagenet'
+    "`img` as float32 model input normalised by the model's convention `norm` (the inverse of `to_image(x, norm)`)."
+    x = torch.as_tensor(to_np(img)).float()
+    c = (slice(None), None, None)
+    if norm == 'caffe': return x.flip(-3) - torch.tensor(CAFFE_MEAN_BGR)[c]
+    if norm == 'imagenet': return (x / 255 - torch.tensor(IMAGENET_MEAN)[c]) / torch.tensor(IMAGENET_STD)[c]
     raise UdaError(f"unknown image normalisation '{norm}': expected 'caffe' or 'imagenet'")
 
 def to_image(img, # (3,H,W) or (H,W,3): uint8, float 0..1, or normalised float with `norm`
@@ -121,23 +131,14 @@ def to_labels(pred, # (C,h,w) float logits or (H,W) integer label map (batched: 
     return x
 
 # %% ../../nbs/30_viz.core.ipynb #c021
-def _entropy_fn():
-    try:
-        from udabench.losses import entropy_map
-        return entropy_map
-    except ImportError:
-        return lambda lg: -(F.softmax(lg, 1) * F.log_softmax(lg, 1)).sum(1)
-
 def norm_entropy(logits, # (B,C,h,w) or (C,h,w) raw scores
                  size=None): # (H,W) to upsample to first
-    "Per-pixel softmax entropy divided by log(C): (B,H,W) or (H,W) in [0,1]."
+    "Per-pixel softmax entropy divided by log(C) (`udabench.losses.entropy_map`): (B,H,W) or (H,W) in [0,1]."
     x = torch.as_tensor(to_np(logits)).float()
     squeeze = x.ndim == 3
     if squeeze: x = x[None]
     if size is not None: x = upsample(x, size)
-    ent = _entropy_fn()
-    e, e1 = ent(x), ent(torch.zeros(1, x.shape[1], 1, 1))
-    e = e.reshape(x.shape[0], *x.shape[-2:]) / e1.reshape(())
+    e = entropy_map(x, normalize=True)
     return e[0] if squeeze else e
 
 def confidence(logits, # (B,C,h,w) or (C,h,w) raw scores
