@@ -18,12 +18,13 @@ from matplotlib.patches import Patch
 
 from ..core import UdaError, IGNORE_INDEX
 from ..losses import entropy_map
+from ..data.transforms import normalize, denormalize
 
 # %% auto #0
-__all__ = ['CAFFE_MEAN_BGR', 'IMAGENET_MEAN', 'IMAGENET_STD', 'ERROR_COLORS', 'to_np', 'default_palette', 'as_space', 'colorize',
-           'model_input', 'to_image', 'overlay', 'upsample', 'to_labels', 'norm_entropy', 'confidence', 'error_map',
-           'show_image', 'class_legend', 'show_label', 'show_map', 'show_entropy', 'show_confidence', 'show_error',
-           'pixel_accuracy', 'plot_class_iou', 'plot_confusion', 'predict_logits', 'show_predictions']
+__all__ = ['ERROR_COLORS', 'to_np', 'default_palette', 'as_space', 'colorize', 'model_input', 'to_image', 'overlay', 'upsample',
+           'to_labels', 'norm_entropy', 'confidence', 'error_map', 'show_image', 'class_legend', 'show_label',
+           'show_map', 'show_entropy', 'show_confidence', 'show_error', 'pixel_accuracy', 'plot_class_iou',
+           'plot_confusion', 'predict_logits', 'show_predictions']
 
 # %% ../../nbs/30_viz.core.ipynb #c006
 def to_np(x): # tensor, array or scalar
@@ -63,33 +64,20 @@ def colorize(lbl, # (H,W) train ids, numpy or torch
     return lut[np.where((a >= 0) & (a < len(pal)), a, len(pal))]
 
 # %% ../../nbs/30_viz.core.ipynb #c012
-CAFFE_MEAN_BGR = (104.00698793, 116.66876762, 122.67891434)
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-def _denorm(x:torch.Tensor, norm:str) -> torch.Tensor:
-    "(3,H,W) normalised float -> RGB float in 0..255."
-    if norm == 'caffe': return (x + torch.tensor(CAFFE_MEAN_BGR)[:, None, None]).flip(0)
-    if norm == 'imagenet': return (x * torch.tensor(IMAGENET_STD)[:, None, None] + torch.tensor(IMAGENET_MEAN)[:, None, None]) * 255
-    raise UdaError(f"unknown image normalisation '{norm}': expected 'caffe' or 'imagenet'")
-
 def model_input(img, # (3,H,W) or (B,3,H,W) uint8 RGB image(s)
-                norm:str): # 'caffe' | 'imagenet'
-    "`img` as float32 model input normalised by the model's convention `norm` (the inverse of `to_image(x, norm)`)."
-    x = torch.as_tensor(to_np(img)).float()
-    c = (slice(None), None, None)
-    if norm == 'caffe': return x.flip(-3) - torch.tensor(CAFFE_MEAN_BGR)[c]
-    if norm == 'imagenet': return (x / 255 - torch.tensor(IMAGENET_MEAN)[c]) / torch.tensor(IMAGENET_STD)[c]
-    raise UdaError(f"unknown image normalisation '{norm}': expected 'caffe' or 'imagenet'")
+                norm:str): # 'caffe' | 'caffe_vgg' | 'imagenet'
+    "`img` as float32 model input normalised by the model's convention `norm` (`udabench.data.transforms.normalize`)."
+    return normalize(torch.as_tensor(to_np(img)), norm)
 
 def to_image(img, # (3,H,W) or (H,W,3): uint8, float 0..1, or normalised float with `norm`
-             norm:Optional[str]=None): # 'caffe' | 'imagenet' for model inputs, None otherwise
-    "(H,W,3) uint8 RGB array of `img`, undoing the model normalisation `norm`."
+             norm:Optional[str]=None): # 'caffe' | 'caffe_vgg' | 'imagenet' for model inputs, None otherwise
+    "(H,W,3) uint8 RGB array of `img`, undoing the model normalisation `norm` (`udabench.data.transforms.denormalize`)."
     x = torch.as_tensor(to_np(img))
     if x.ndim == 4 and x.shape[0] == 1: x = x[0]
     if x.ndim != 3: raise UdaError(f"to_image: expected one image (3,H,W) or (H,W,3), got shape {tuple(x.shape)}")
     if x.shape[0] not in (1, 3) and x.shape[-1] in (1, 3): x = x.permute(2, 0, 1)
     if x.shape[0] == 1: x = x.expand(3, -1, -1)
-    if norm is not None: x = _denorm(x.float(), norm)
+    if norm is not None: x = denormalize(x.float(), norm)
     elif x.dtype != torch.uint8:
         x = x.float(); x = x * 255 if x.max() <= 1.0 else x
     return x.float().round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()

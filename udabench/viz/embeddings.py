@@ -21,6 +21,7 @@ from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
 
 from ..core import UdaError, IGNORE_INDEX
+from ..models.deeplab import get_features
 from .core import as_space, to_np, model_input, upsample, _ax
 
 # %% auto #0
@@ -49,27 +50,24 @@ def layer_features(model:nn.Module, # a udabench model (forward -> dict) or any 
                    layers:Union[str, Sequence[str]]=('feat',)): # output-dict keys and/or module names
     "{layer: (B,F,h,w) float tensor} for `layers` of `model` on `x`, in eval mode (the mode is restored)."
     layers = [layers] if isinstance(layers, str) else list(layers)
-    mods, got, hooks = dict(model.named_modules()), {}, []
-    for n in layers:
-        if n in mods and n:
-            hooks.append(mods[n].register_forward_hook(lambda m, i, o, n=n: got.__setitem__(n, _first_tensor(o))))
+    mods = set(layer_names(model))
+    hooked = [n for n in layers if n in mods]
     was = model.training; model.eval()
     try:
         p = next(iter(model.parameters()), None)
-        out = model(x.to(p.device) if p is not None else x)
-    finally:
-        model.train(was)
-        for h in hooks: h.remove()
-    res = {}
+        # the root module '' is hooked too: its output is the model's output dict, from the same forward pass
+        got = get_features(model, x.to(p.device) if p is not None else x, hooked + [''])
+    finally: model.train(was)
+    out, res = got[''], {}
     for n in layers:
-        if isinstance(out, dict) and n in out: res[n] = out[n]
-        elif n in got and got[n] is not None: res[n] = got[n]
+        if isinstance(out, dict) and n in out: t = out[n]
+        elif n in hooked: t = _first_tensor(got[n])
         else:
             keys = list(out) if isinstance(out, dict) else []
             raise UdaError(f"unknown layer '{n}' for {type(model).__name__}: output keys {keys}; "
                            f"modules e.g. {layer_names(model)[:8]} (see `layer_names`)")
-        if res[n].ndim != 4: raise UdaError(f"layer '{n}' gives shape {tuple(res[n].shape)}, not a (B,F,h,w) feature map")
-        res[n] = res[n].detach().float().cpu()
+        if t is None or t.ndim != 4: raise UdaError(f"layer '{n}' gives {None if t is None else tuple(t.shape)}, not a (B,F,h,w) feature map")
+        res[n] = t.detach().float().cpu()
     return res
 
 # %% ../../nbs/31_viz.embeddings.ipynb #c010
