@@ -175,14 +175,14 @@ def from_dict(cls, d:dict, prefix:str=''):
     "Build dataclass `cls` from `d`, refusing unknown keys and wrong types (messages name the key)."
     if d is None: d = {}
     if not isinstance(d, dict): raise ConfigError(f"config section '{prefix or cls.__name__}': expected a mapping, got {d!r}")
-    if isinstance(cls, type) and issubclass(cls, Section) and cls is not Section or cls is Section:
-        name = d.get('name', getattr(cls, 'name', None) if cls is not Section else None)
-        if cls is Section or name not in (None, getattr(cls, 'name', None)):
-            if name not in Section.registry:
-                close = difflib.get_close_matches(str(name), list(Section.registry), n=1)
-                hint = f" Did you mean '{close[0]}'?" if close else ''
-                raise ConfigError(f"config key '{prefix}.name': unknown '{name}'.{hint} Known: {', '.join(sorted(Section.registry))}")
-            cls = Section.registry[name]
+    if isinstance(cls, type) and issubclass(cls, Section):
+        # a dynamic section: the registered dataclass of its `name` decides the valid keys
+        name = d.get('name', getattr(cls, 'name', None))
+        if name in Section.registry: cls = Section.registry[name]
+        elif cls is Section or name != getattr(cls, 'name', None):
+            close = difflib.get_close_matches(str(name), list(Section.registry), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ''
+            raise ConfigError(f"config key '{prefix}.name': unknown '{name}'.{hint} Known: {', '.join(sorted(Section.registry))}")
     hints = get_type_hints(cls)
     names = {f.name for f in fields(cls)}
     unknown = [k for k in d if k not in names]
