@@ -21,7 +21,8 @@ How a page is made
    Three additions, all in this file: the text that follows `# Title` / `> description` in the same markdown cell
    is kept as a cell of its own (nbdev drops the whole cell); `show_doc` cells keep the order of the definitions
    (nbdev inserts them in reverse); each API entry gets a parameter table (name, type, default, details) under
-   nbdev's signature block, built from the same docments.
+   nbdev's signature block, built from the same docments (and classes read `class Name(`, `*args`/`**kwargs`
+   as such, where fastcore writes `def Name(` and `args:VAR_POSITIONAL`).
 2. The processed cells become HTML: markdown with mistune (the parser nbconvert uses) and Pygments; Quarto's cell
    options `echo`, `output` (`false`/`asis`), `include` and `code-fold` are honoured; Pandoc's link attributes and
    `:::` fenced divs are translated; `$...$`/`$$...$$` math is drawn by matplotlib's mathtext as SVG (the raw TeX is
@@ -44,14 +45,20 @@ title). A full run executes what `nbdev_test` executes: cells flagged with a `ts
 in the frontmatter turns it off. `--execute all` runs every notebook, `--execute none` only nbdev's API-doc cells,
 and `--execute NAME[,NAME]` adds the named notebooks to the default ones.
 
-Processed notebooks are cached in `_proc/site_cache/`, keyed by the notebook, the package sources, settings.ini,
-this script and the execution choice (`--force` ignores the cache). Notebooks are processed in parallel processes
-(`--jobs`, default: the number of CPUs, at most 4). Any notebook that fails makes the build exit with status 1
-after the other pages are written; the failing cell and error are printed.
+Speed and failures
+------------------
+Each notebook is processed in a fresh process forked from a server that has imported torch, matplotlib, IPython and
+nbdev once (the package's registries must not carry over from one notebook to the next), `--jobs` at a time
+(default: the number of CPUs, at most 4); about 1 s per notebook, plus the executed ones (on 2 cores, ~40 notebooks
+take under a minute). A notebook may take `--timeout` seconds (default 600). Processed notebooks are cached in
+`_proc/site_cache/`, keyed by the notebook, the package sources, settings.ini, this script and the execution choice
+(`--force` ignores the cache). A notebook that fails makes the build exit with status 1 after the other pages are
+written; its failing cell and error are printed. The usual cause is a cell that mixes an import with other code:
+nbdev runs such cells for the API docs, without the cells before them.
 """
 from __future__ import annotations
 import argparse, base64, concurrent.futures as cf, hashlib, html, io, json, multiprocessing as mp, os, re, shutil
-import sys, time, traceback, warnings
+import signal, sys, time, traceback, warnings
 from configparser import ConfigParser
 from pathlib import Path
 
@@ -189,6 +196,9 @@ def _patch_show_doc():
     orig = cls._repr_markdown_
     def _repr_markdown_(self):
         md = orig(self)
+        # fastcore writes `def Name(` for classes too, and `args:VAR_POSITIONAL` for *args
+        md = re.sub(r'(\w+):VAR_POSITIONAL', r'*\1', re.sub(r'(\w+):VAR_KEYWORD', r'**\1', md))
+        if isinstance(getattr(self, 'sym', None), type): md = re.sub(r'^def (?=\S+\()', 'class ', md, count=1, flags=re.M)
         try: rows = _param_rows(self)
         except Exception: rows = []
         if not rows: return md
@@ -292,9 +302,13 @@ def _doc_procs(nb_stem:str, mode:str, exec_names:set, tst_flags:set, readme:bool
     if readme: procs = [p for p in procs if p not in (exec_docs, add_links, insert_warning)]
     return procs
 
-def process_notebook(path:str, mode:str, exec_names:tuple, tst_flags:tuple) -> dict:
+def process_notebook(path:str, mode:str, exec_names:tuple, tst_flags:tuple, timeout:int=0) -> dict:
     "Run the doc processors on one notebook; a JSON-ready dict with the processed notebook or the error."
     t0 = time.time()
+    if timeout and hasattr(signal, 'SIGALRM'):  # each notebook has a process of its own (see worker_context)
+        def _alarm(*_): raise TimeoutError(f'{Path(path).name} still runs after {timeout} s (see --timeout)')
+        signal.signal(signal.SIGALRM, _alarm)
+        signal.alarm(timeout)
     from execnb.nbio import read_nb, nb2dict
     from nbdev.process import NBProcessor
     p = Path(path)
@@ -315,6 +329,7 @@ def process_notebook(path:str, mode:str, exec_names:tuple, tst_flags:tuple) -> d
                 res['error'] += ('\n(nbdev runs, for the API docs, the cells that define exported names, that import '
                                  'something or that call show_doc, without the cells between them: keep imports in '
                                  'cells of their own.)')
+    if timeout and hasattr(signal, 'SIGALRM'): signal.alarm(0)
     res['warnings'] = sorted({str(w.message).strip() for w in ws
                               if not issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning))})
     res['seconds'] = round(time.time() - t0, 2)
@@ -742,7 +757,7 @@ def build_site(args) -> int:
         print(f'processing {len(todo)} notebook(s) with {jobs} worker(s) ({len(results)} from cache)...', flush=True)
         with cf.ProcessPoolExecutor(jobs, mp_context=worker_context(), initializer=bd._init_worker,
                                     initargs=(str(root),), max_tasks_per_child=1) as ex:
-            futs = {ex.submit(bd.process_notebook, str(p), mode, exec_names, tst_flags): (p, c) for p, c in todo}
+            futs = {ex.submit(bd.process_notebook, str(p), mode, exec_names, tst_flags, args.timeout): (p, c) for p, c in todo}
             for fut in cf.as_completed(futs):
                 p, c = futs[fut]
                 try: r = fut.result()
@@ -903,6 +918,7 @@ def main(argv=None) -> int:
                     help="auto (tutorials and notebooks with `execute_docs: true`), all, none, or NAME[,NAME] "
                          "to run these notebooks too (default auto)")
     ap.add_argument('--jobs', type=int, default=0, help='worker processes (default: CPUs, at most 4)')
+    ap.add_argument('--timeout', type=int, default=600, help='seconds one notebook may take (default 600; 0: no limit)')
     ap.add_argument('--force', action='store_true', help='ignore the cache of processed notebooks')
     ap.add_argument('--only', nargs='+', metavar='NB', help='process only these notebooks (for a quick look; '
                     'the navigation then lists only them)')
