@@ -29,14 +29,15 @@ class ConfusionMatrix:
         if m.dim() != 2 or m.shape[0] != m.shape[1]: raise UdaError(f"a confusion matrix must be square (C,C), got {tuple(m.shape)}")
         cm = cls(m.shape[0], m.device); cm.mat = m.clone(); return cm
 
-    def update(self, pred:Tensor, # (…) predicted train ids (any integer dtype)
-               lbl:Tensor):       # (…) ground-truth train ids, same shape; 255 / out of range are skipped
+    def update(self, pred:Tensor,    # (…) predicted train ids (any integer dtype)
+               lbl:Tensor,           # (…) ground-truth train ids, same shape; 255 / out of range are skipped
+               check:bool=True):     # verify predictions lie in 0..C-1 (skip for argmax outputs: saves a sync)
         "Add one batch of `pred` against `lbl` with one `bincount`."
         if pred.shape != lbl.shape:
             raise UdaError(f"ConfusionMatrix.update: prediction {tuple(pred.shape)} and label {tuple(lbl.shape)} differ in shape")
         n = self.n_cls
         pred, lbl = pred.to(self.mat.device).long().flatten(), lbl.to(self.mat.device).long().flatten()
-        if pred.numel() and bool(((pred < 0) | (pred >= n)).any()):
+        if check and pred.numel() and bool(((pred < 0) | (pred >= n)).any()):
             raise UdaError(f"ConfusionMatrix.update: predictions must lie in 0..{n-1}, got {int(pred.min())}..{int(pred.max())}")
         valid = (lbl >= 0) & (lbl < n)
         idx = torch.where(valid, lbl * n + pred, n * n)
