@@ -204,7 +204,10 @@ class SegDataset(Dataset):
         lbl = self._targets(it, want=('lbl',))['lbl']
         return remap(lbl, self.lut) if self.lut is not None else lbl.long()
 
-    def __getitem__(self, i):
+    def __getitem__(self, i): return self.get(i)
+
+    def get(self, i, compact:bool=False):
+        "Sample `i`; with `compact` the label is uint8 (cheaper to transform; `train_transform` ends in int64)."
         it = self.items[i]
         img = read_rgb(it['img'])
         s = {'img': tv_tensors.Image(img)}
@@ -212,7 +215,9 @@ class SegDataset(Dataset):
         if want:
             t, size = self._targets(it, want), img.shape[-2:]
             if 'lbl' in t:
-                lbl = remap(t['lbl'], self.lut) if self.lut is not None else t['lbl'].long()
+                if self.lut is None: lbl = t['lbl'].long()
+                elif compact and t['lbl'].device.type == 'cpu': lbl = torch.from_numpy(remap(t['lbl'].numpy(), self.lut))
+                else: lbl = remap(t['lbl'], self.lut)
                 s['lbl'] = tv_tensors.Mask(self._fit(lbl, size, it, 'label'))
             if 'depth' in t:
                 d = 65536.0 / (t['depth'].float() + 1.0)

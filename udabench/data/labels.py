@@ -154,14 +154,15 @@ def remap(lbl,          # (…) raw ids: numpy integer array or torch tensor
           lut):         # (256,) table from `get_lut`
     "Map raw ids in `lbl` through `lut`; numpy in → uint8 numpy out, tensor in → int64 tensor out."
     if isinstance(lbl, torch.Tensor):
-        t = torch.as_tensor(np.asarray(lut), dtype=torch.int64, device=lbl.device)
+        if lbl.device.type == 'cpu' and lbl.dtype in (torch.uint8, torch.uint16, torch.int32, torch.int64):
+            return torch.from_numpy(remap(lbl.numpy(), lut)).long()   # numpy's uint8 gather is ~3x faster than torch's
         l = lbl.long()   # also makes uint16 (16-bit PNGs) indexable
         if lbl.dtype != torch.uint8 and l.numel() and (int(l.min()) < 0 or int(l.max()) > 255):
             raise UdaError(f"label ids must lie in 0..255 to be remapped, got {int(l.min())}..{int(l.max())}")
-        return t[l]
+        return torch.from_numpy(np.array(lut, np.int64)).to(lbl.device)[l]
     a = np.asarray(lbl)
-    if a.dtype != np.uint8:
+    if a.dtype not in (np.uint8, np.uint16) or (a.dtype == np.uint16 and a.size and a.max() > 255):
         if a.size and (a.min() < 0 or a.max() > 255):
             raise UdaError(f"label ids must lie in 0..255 to be remapped, got {a.min()}..{a.max()}")
         a = a.astype(np.intp)
-    return np.asarray(lut)[a]
+    return np.take(np.asarray(lut), a)   # faster than lut[a] for uint8 indices

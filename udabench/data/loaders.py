@@ -181,14 +181,13 @@ class _Draws(Dataset):
     def __len__(self): return len(self.ds)
     def __getitem__(self, key):
         i, s_seed = key
-        s = self.ds[i]
+        s = self.ds.get(i, compact=self.tf is not None) if isinstance(self.ds, SegDataset) else self.ds[i]
         if self.pseudo_dir is not None:
             p = read_png(os.path.join(self.pseudo_dir, s['name'] + '.png'))
             if p.shape[0] != 1: raise UdaError(f"{self.pseudo_dir}/{s['name']}.png: a pseudo-label must be a single-channel PNG of train ids")
-            p = p.long()
             if p.shape[-2:] != s['img'].shape[-2:]:
-                p = F.interpolate(p[None].float(), size=tuple(s['img'].shape[-2:]), mode='nearest').long()[0]
-            s['pl'] = tv_tensors.Mask(p[0])
+                p = F.interpolate(p[None].float(), size=tuple(s['img'].shape[-2:]), mode='nearest').to(p.dtype)[0]
+            s['pl'] = tv_tensors.Mask(p[0] if self.tf is not None else p[0].long())   # the transform ends in int64
         if self.tf is None: return s
         with torch.random.fork_rng(devices=[]):   # the caller's generator is left untouched
             torch.manual_seed(s_seed)

@@ -8,6 +8,7 @@ import math
 from typing import Optional, Union
 
 import torch
+import torch.nn.functional as F
 from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode, v2
 import torchvision.transforms.v2.functional as TF
@@ -16,7 +17,7 @@ from ..core import IGNORE_INDEX, UdaError
 
 # %% auto #0
 __all__ = ['IMG_MEAN', 'NORMS', 'normalize', 'denormalize', 'Normalize', 'RandomScale', 'PadTo', 'ResizeImage', 'ResizePad',
-           'blur_transform', 'train_transform', 'eval_transform']
+           'gaussian_blur', 'MasksToLong', 'GaussianBlur', 'blur_transform', 'train_transform', 'eval_transform']
 
 # %% ../../nbs/03_data.transforms.ipynb #c006
 IMG_MEAN = (104.00698793, 116.66876762, 122.67891434)   # BGR, the DeepLab caffe models' mean
@@ -33,9 +34,14 @@ def normalize(img:torch.Tensor, # (…,3,H,W) uint8 RGB
               norm:str='caffe') -> torch.Tensor:
     "Float32 model input from a uint8 RGB image `img` by the convention `norm` ('caffe', 'imagenet', 'caffe_vgg')."
     bgr, scale, mean, std = _norm(norm)
-    x = img.as_subclass(torch.Tensor).float() * scale
-    if bgr: x = x.flip(-3)
-    return (x - mean) / std
+    x = img.as_subclass(torch.Tensor)
+    out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
+    for c in range(3):   # one pass per channel: read uint8, write float (about 3x faster than chained ops)
+        src, a, b = x[..., 2 - c if bgr else c, :, :], scale / std[c].item(), mean[c].item() / std[c].item()
+        o = out[..., c, :, :]
+        torch.mul(src, a, out=o) if a != 1 else o.copy_(src)
+        o.sub_(b)
+    return out
 
 def denormalize(img:torch.Tensor, # (…,3,H,W) float model input
                 norm:str='caffe') -> torch.Tensor:
@@ -99,14 +105,52 @@ class ResizePad:
         return out
 
 # %% ../../nbs/03_data.transforms.ipynb #c014
+def _kernel1d(k:int, sigma:float) -> torch.Tensor:
+    x = torch.linspace(-(k // 2), k // 2, k)
+    g = torch.exp(-0.5 * (x / sigma) ** 2)
+    return g / g.sum()
+
+def gaussian_blur(img:torch.Tensor, # (…,C,H,W) uint8 or float image
+                  k:int, sigma:float) -> torch.Tensor:
+    "Separable Gaussian blur of `img` with a `k`-tap kernel of std `sigma`, reflect padding; dtype kept."
+    g, p = _kernel1d(k, sigma).tolist(), k // 2
+    x = img.as_subclass(torch.Tensor)
+    shape, x = x.shape, x.reshape(-1, *x.shape[-3:]).float()
+    x = F.pad(x, (p, p, p, p), mode='reflect')
+    H, W = shape[-2:]
+    out = torch.empty(x.shape[0], x.shape[1], H, W)
+    for r0 in range(0, H, 64):   # bands of 64 rows stay in cache between the two passes
+        r1 = min(H, r0 + 64); band = x[..., r0:r1 + 2 * p, :]
+        h = band[..., :, 0:W] * g[0]
+        for i in range(1, k): h.add_(band[..., :, i:i + W], alpha=g[i])
+        o = out[..., r0:r1, :]; torch.mul(h[..., 0:r1 - r0, :], g[0], out=o)
+        for i in range(1, k): o.add_(h[..., i:i + r1 - r0, :], alpha=g[i])
+    out = out.reshape(shape)
+    return out.round_().clamp_(0, 255).to(img.dtype) if img.dtype == torch.uint8 else out.to(img.dtype)
+
+class MasksToLong(v2.Transform):
+    "v2 transform: uint8 masks (labels carried compactly through the pipeline) become int64; other masks are kept."
+    _transformed_types = (tv_tensors.Mask,)
+    def transform(self, inpt, params): return inpt.to(torch.int64) if inpt.dtype == torch.uint8 else inpt
+
+class GaussianBlur(v2.Transform):
+    "v2 transform: Gaussian blur of images (masks untouched), σ drawn uniformly from `sigma` per call; as `v2.GaussianBlur`, faster."
+    _transformed_types = (tv_tensors.Image,)
+    def __init__(self, kernel_size:int, sigma=(0.1, 2.0)): super().__init__(); self.k, self.sigma = kernel_size, tuple(sigma)
+    def make_params(self, flat_inputs): return dict(sigma=torch.empty(1).uniform_(*self.sigma).item())
+    def transform(self, inpt, params):
+        # taps beyond 3σ weigh < 1e-4 of the kernel: a small σ gets a shorter kernel
+        k = min(self.k, 2 * math.ceil(3 * params['sigma']) + 1)
+        return tv_tensors.wrap(gaussian_blur(inpt, k, params['sigma']), like=inpt)
+
 def blur_transform(blur:Union[bool, str]):
     "The Gaussian blur of a seed: 'maxsquare' (p=0.5, σ~U(0,1)) or 'sdca' (3×3, σ~U(0.1,2), always); True = 'maxsquare'."
     if blur is True: blur = 'maxsquare'
-    if blur == 'maxsquare': return v2.RandomApply([v2.GaussianBlur(7, sigma=(1e-3, 1.0))], p=0.5)
-    if blur == 'sdca': return v2.GaussianBlur(3, sigma=(0.1, 2.0))
+    if blur == 'maxsquare': return v2.RandomApply([GaussianBlur(7, sigma=(1e-3, 1.0))], p=0.5)
+    if blur == 'sdca': return GaussianBlur(3, sigma=(0.1, 2.0))
     raise UdaError(f"unknown blur '{blur}'; use 'maxsquare', 'sdca' or False")
 
-# %% ../../nbs/03_data.transforms.ipynb #c017
+# %% ../../nbs/03_data.transforms.ipynb #c018
 def _wh(size, what):
     if size is None: return None
     size = tuple(int(v) for v in size)
@@ -134,7 +178,7 @@ def train_transform(size=(1280, 720),         # (W,H) resize target, None to kee
     if jitter: tfs.append(v2.ColorJitter(*jitter))
     if grayscale: tfs.append(v2.RandomGrayscale(float(grayscale)))
     if blur: tfs.append(blur_transform(blur))
-    tfs += [Normalize(norm), v2.ToPureTensor()]
+    tfs += [Normalize(norm), MasksToLong(), v2.ToPureTensor()]
     return v2.Compose(tfs)
 
 def eval_transform(size=(1024, 512),          # (W,H) input size
@@ -147,4 +191,4 @@ def eval_transform(size=(1024, 512),          # (W,H) input size
     if keep_aspect: rs = ResizePad(size)
     elif keep_label_res: rs = ResizeImage(size)
     else: rs = v2.Resize((size[1], size[0]), interpolation=InterpolationMode.BICUBIC, antialias=True)
-    return v2.Compose([rs, Normalize(norm), v2.ToPureTensor()])
+    return v2.Compose([rs, Normalize(norm), MasksToLong(), v2.ToPureTensor()])
