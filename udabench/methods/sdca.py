@@ -14,8 +14,8 @@ from .base import Method, MethodCfg, upsample
 from .source_only import seg_terms
 
 # %% auto #0
-__all__ = ['DIST_FILES', 'down_labels', 'SemanticDistributionEstimator', 'pixel_contrastive_bound', 'load_distributions',
-           'init_distribution', 'SDCACfg', 'confident_labels', 'SDCA']
+__all__ = ['DIST_FILES', 'down_labels', 'SemanticDistributionEstimator', 'pixel_contrastive_bound', 'skip_done',
+           'load_distributions', 'init_distribution', 'source_pass_loader', 'SDCACfg', 'confident_labels', 'SDCA']
 
 # %% ../../nbs/24_methods.sdca.ipynb #c005
 def down_labels(lbl:Tensor, # (B,H,W) int64 train ids, 255 = ignore
@@ -102,19 +102,23 @@ def _batch_parts(batch:dict):
         if f'{pre}img' in batch and f'{pre}lbl' in batch: return batch[f'{pre}img'], batch[f'{pre}lbl']
     raise UdaError(f"distribution initialisation needs labelled source batches ('img' and 'lbl'), got keys {sorted(batch)}")
 
-def _skip_done(loader, n_done:int):
-    "Batches of `loader` after its first `n_done` items, without reading those again when `loader` allows it."
-    from torch.utils.data import DataLoader, SequentialSampler, Subset
-    if n_done and isinstance(loader, DataLoader) and isinstance(loader.sampler, SequentialSampler) and loader.batch_size:
-        ds = Subset(loader.dataset, range(n_done, len(loader.dataset)))
-        yield from DataLoader(ds, batch_size=loader.batch_size, num_workers=loader.num_workers, collate_fn=loader.collate_fn,
-                              pin_memory=loader.pin_memory, worker_init_fn=loader.worker_init_fn)
-        return
+def skip_done(loader, # batches in a fixed order (dicts with `img` or `src_img`)
+              n_done:int): # items already processed by an interrupted run
+    "The batches of `loader` after its first `n_done` items; a `DataLoader` with a sequential or list sampler does not read them."
+    from torch.utils.data import DataLoader, SequentialSampler
+    if n_done and isinstance(loader, DataLoader) and loader.batch_size:
+        smp = loader.sampler
+        rest = (range(n_done, len(loader.dataset)) if isinstance(smp, SequentialSampler)
+                else smp[n_done:] if isinstance(smp, (list, tuple, range)) else None)
+        if rest is not None:
+            yield from DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=rest, num_workers=loader.num_workers,
+                                  collate_fn=loader.collate_fn, pin_memory=loader.pin_memory, worker_init_fn=loader.worker_init_fn)
+            return
     seen = 0
     for b in loader:
-        n = len(_batch_parts(b)[0])
+        n = len(b['img'] if 'img' in b else b['src_img'])
         if seen + n <= n_done: seen += n; continue
-        if seen < n_done: raise UdaError(f"cannot resume: {n_done} images were done, which is not a whole number of batches of this loader")
+        if seen < n_done: raise UdaError(f"cannot resume: {n_done} items were done, which is not a whole number of batches of this loader")
         yield b
 
 def load_distributions(dist_dir, # folder with `feat_dist.pth` and `out_dist.pth`
@@ -148,7 +152,7 @@ def init_distribution(model:nn.Module, # the source model (returns `feat` and `l
     was_training = model.training
     model.eval().to(device)
     try:
-        for i, b in enumerate(_skip_done(loader, n_done)):
+        for i, b in enumerate(skip_done(loader, n_done)):
             if max_images is not None and n_done >= max_images: break
             img, lbl = _batch_parts(b)
             o = model(img.to(device))
@@ -163,7 +167,27 @@ def init_distribution(model:nn.Module, # the source model (returns `feat` and `l
     logger.info(f"SDCA distributions of {n_done} source images written to {out_dir}")
     return feat_est, out_est
 
-# %% ../../nbs/24_methods.sdca.ipynb #c024
+# %% ../../nbs/24_methods.sdca.ipynb #c022
+class _SeededItems(torch.utils.data.Dataset):
+    "Items of `ds` in order, each transformed by `tf` under its own fixed seed."
+    def __init__(self, ds, tf, seed:int=0): self.ds, self.tf, self.seed = ds, tf, seed
+    def __len__(self): return len(self.ds)
+    def __getitem__(self, i):
+        s = self.ds[i]
+        if self.tf is None: return s
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed * 1_000_003 + i)
+            return self.tf(s)
+
+def source_pass_loader(data, # a paired loader (`udabench.data.loaders.PairedLoader`) or anything else
+                       bs:int=None): # batch size (default: the source batch size)
+    "A sequential loader over the source dataset of a paired loader, with its source transform; None if `data` has none."
+    ds, tf = getattr(data, 'ds', {}).get('src'), getattr(data, 'tf', {}).get('src')
+    if ds is None: return None
+    return torch.utils.data.DataLoader(_SeededItems(ds, tf, getattr(data, 'seed', 0)), batch_size=bs or data.bs['src'],
+                                       shuffle=False, num_workers=getattr(data, 'workers', 0))
+
+# %% ../../nbs/24_methods.sdca.ipynb #c026
 @Section.register('sdca')
 @dataclass
 class SDCACfg(MethodCfg):
@@ -173,7 +197,8 @@ class SDCACfg(MethodCfg):
     delta: float = 0.9            # confidence threshold of the target pseudo-labels
     multi_level: bool = True      # also the output-level bound (MULTI_LEVEL)
     update_stats: bool = True     # keep updating the estimators with source statistics while adapting
-    dist_dir: str = ''            # folder holding feat_dist.pth / out_dist.pth (stage 2)
+    dist_dir: str = ''            # folder of feat_dist.pth / out_dist.pth (stage 2); '' = <run dir>/sdca_dist
+    dist_images: int = 0          # source images of stage 2 (0: all, as the reference)
     lambda_src_seg: float = 1.0
     lambda_src_lovasz: float = 0.75
     lambda_src_feat_pcl: float = 1.0
@@ -187,7 +212,7 @@ def confident_labels(logits:Tensor, # (B,C,h,w) target logits
     p, y = logits.detach().float().softmax(1).max(1)
     return y.masked_fill(p < delta, IGNORE_INDEX)
 
-# %% ../../nbs/24_methods.sdca.ipynb #c025
+# %% ../../nbs/24_methods.sdca.ipynb #c027
 class SDCA(Method):
     "Semantic distribution-aware contrastive adaptation: supervision plus contrastive bounds against source class Gaussians."
     name, cfg_class, optim_layout = 'sdca', SDCACfg, 'separate'
@@ -200,10 +225,18 @@ class SDCA(Method):
         if not self.cfg.multi_level: self.loss_keys = self.loss_keys[:4]
 
     def before_fit(self, trainer):
-        if self.feat_est.initialised: return
-        if self.cfg.dist_dir: load_distributions(self.cfg.dist_dir, self.feat_est, self.out_est)
-        else: logger.warning("SDCA: no dist_dir given, the class distributions start empty "
-                             "(the reference initialises them with one pass over the source set, `init_distribution`)")
+        "Fill the estimators before the first iteration: from `dist_dir` if it holds the files, else by stage 2 (written there)."
+        if self.feat_est.initialised: return                # resumed: restored with the method
+        d = self.cfg.dist_dir or (str(Path(trainer.run_dir)/'sdca_dist') if getattr(trainer, 'run_dir', None) else '')
+        if d and all((Path(d)/f).exists() for f in DIST_FILES.values()):
+            load_distributions(d, self.feat_est, self.out_est); return
+        loader = source_pass_loader(getattr(trainer, 'data', None))
+        if not d or loader is None:
+            logger.warning("SDCA: no class distributions (no dist_dir with feat_dist.pth/out_dist.pth and no source dataset "
+                           "to compute them from): they start empty"); return
+        fe, oe = init_distribution(self.model, loader, d, device=next(self.model.parameters()).device,
+                                   max_images=self.cfg.dist_images or None)
+        self.feat_est.load_state_dict(fe.state_dict()); self.out_est.load_state_dict(oe.state_dict())
 
     def losses(self, batch:dict, out:dict) -> dict:
         c, ys = self.cfg, batch['src_lbl']

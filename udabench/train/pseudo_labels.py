@@ -4,16 +4,22 @@
 
 # %% ../../nbs/12_train.pseudo_labels.ipynb #c001
 from __future__ import annotations
-import json, math
+import json, math, os
 from pathlib import Path
 import numpy as np
 import torch, torch.nn.functional as F
 from torch import Tensor
 from scipy import ndimage
 from ..core import UdaError, IGNORE_INDEX, atomic_save, atomic_write_text, safe_load, logger
+from ..data.datasets import write_png
+from ..metrics import ConfusionMatrix
+from ..evaluate import EvalCfg, predict_scores, downsample_labels
+from ..methods.sdca import skip_done
 
 # %% auto #0
-__all__ = ['SPATIAL_PRIORS', 'MaxProbHistogram', 'reference_thresholds', 'get_spatial_prior', 'spatial_prior_filter']
+__all__ = ['SPATIAL_PRIORS', 'MaxProbHistogram', 'reference_thresholds', 'get_spatial_prior', 'spatial_prior_filter',
+           'generate_pseudo_labels', 'add_pseudo_label_args', 'load_model_checkpoint', 'pseudo_label_loader',
+           'run_pseudo_label']
 
 # %% ../../nbs/12_train.pseudo_labels.ipynb #c005
 class MaxProbHistogram:
@@ -89,3 +95,163 @@ def spatial_prior_filter(lbl:np.ndarray, # (H,W) pseudo-labels, 255 = rejected
         small[0] = False
         out[small[comp]] = IGNORE_INDEX
     return out
+
+# %% ../../nbs/12_train.pseudo_labels.ipynb #c015
+def _probs(model, img, size, flip:bool=False):
+    "Softmax of `model`'s main logits on `img` upsampled to `size` (averaged with the mirrored input when `flip`)."
+    scores = predict_scores(model, img, size, EvalCfg(size=None, flip=flip))
+    return scores if flip else scores.softmax(1)
+
+def _atomic_png(path:Path, arr:np.ndarray):
+    "Write the uint8 label map `arr` as a PNG at `path`, atomically (a crash never leaves a half-written file)."
+    tmp = path.with_name(f'.{path.name}.tmp')
+    write_png(tmp, arr); os.replace(tmp, path)
+
+def _options(rule, threshold, q, n_bins, full_res, spatial_prior, flip):
+    return dict(rule=rule, threshold=float(threshold), q=float(q), n_bins=int(n_bins), full_res=bool(full_res),
+                spatial_prior=list(get_spatial_prior(spatial_prior)) if spatial_prior is not None else None, flip=bool(flip))
+
+@torch.no_grad()
+def generate_pseudo_labels(model:torch.nn.Module, # segmentation model (returns `logits`)
+                           loader, # target batches `{'img', 'name'[, 'lbl']}` in a fixed order
+                           out_dir, # where the PNGs, thresholds.json, the progress file and summary.json go
+                           rule:str='median', # 'median' (SDCA, SIM) or 'fixed' (depth method)
+                           threshold:float=0.9, # cap of the median rule / value of the fixed rule
+                           q:float=0.5, # quantile of the median rule
+                           n_bins:int=1000, # histogram bins per class
+                           full_res:bool=False, # pass 2 at the size of the batch's label maps (SDCA)
+                           spatial_prior=None, # None, a name of `SPATIAL_PRIORS` or per-class minimum sizes
+                           flip:bool=False, # average with the mirrored image
+                           device='cpu', save_every:int=20, # save the progress every this many batches
+                           max_images:int=None) -> dict: # stop each pass after this many images (quick runs)
+    "Two streaming, resumable passes of `model` over `loader` writing pseudo-label PNGs to `out_dir`; returns the summary."
+    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    if (out_dir/'summary.json').exists(): return json.loads((out_dir/'summary.json').read_text())
+    opts = _options(rule, threshold, q, n_bins, full_res, spatial_prior, flip)
+    state_f = out_dir/'pl_state.pth'
+    st = safe_load(state_f) if state_f.exists() else {'pass': 1, 'n_done': 0}
+    if 'options' in st and json.loads(st['options']) != opts:
+        raise UdaError(f"{state_f}: an unfinished run with other options {st['options']} is in {out_dir}; "
+                       f"rerun it with the same options, or choose another output folder")
+    st['options'] = json.dumps(opts)
+    model_was_training = model.training
+    model.eval().to(device)
+    n_cls = model.n_cls
+    mins = get_spatial_prior(spatial_prior) if spatial_prior is not None else None
+    hist = MaxProbHistogram(n_cls, n_bins)
+    try:
+        # ---- pass 1: histograms of the max-probability per predicted class ----
+        if st['pass'] == 1 and rule == 'median':
+            if 'counts' in st: hist.load_state_dict({'counts': st['counts'], 'n_bins': n_bins})
+            for i, b in enumerate(skip_done(loader, st['n_done'])):
+                if max_images is not None and st['n_done'] >= max_images: break
+                img = b['img'].to(device)
+                p = _probs(model, img, img.shape[-2:], flip).max(1)
+                hist.update(p.values, p.indices)
+                st['n_done'] += len(img)
+                if save_every and (i + 1) % save_every == 0: atomic_save({**st, 'counts': hist.counts}, state_f)
+        if st['pass'] == 1:
+            if rule == 'median': st['counts'] = hist.counts
+            else: hist.thresholds(rule, threshold)  # validates the rule name
+            st.update({'pass': 2, 'n_done': 0, 'thresholds': hist.thresholds(rule, threshold, q)})
+            atomic_save(st, state_f)
+            atomic_write_text(out_dir/'thresholds.json', json.dumps({'rule': rule, 'threshold': threshold, 'q': q,
+                              'thresholds': st['thresholds'].tolist()}, indent=1))
+        # ---- pass 2: thresholded labels, one PNG per image ----
+        thr = st['thresholds'].float().to(device)
+        cm = ConfusionMatrix(n_cls)
+        if 'cm' in st: cm.mat = st['cm'].clone()
+        cov = st.get('coverage', torch.zeros(2, dtype=torch.long)).clone()   # labelled pixels, all pixels
+        for i, b in enumerate(skip_done(loader, st['n_done'])):
+            if max_images is not None and st['n_done'] >= max_images: break
+            img, gt = b['img'].to(device), b.get('lbl')
+            if gt is not None and gt.ndim == 4: gt = gt[:, 0]
+            if full_res and gt is None: raise UdaError("full_res pseudo-labels need label maps in the batches (their size is the output size)")
+            size = tuple(gt.shape[-2:]) if full_res else tuple(img.shape[-2:])
+            p = _probs(model, img, size, flip).max(1)
+            pl = p.indices.masked_fill(p.values < thr[p.indices], IGNORE_INDEX).to(torch.uint8).cpu().numpy()
+            for j, name in enumerate(b['name']):
+                lab = spatial_prior_filter(pl[j], mins) if mins is not None else pl[j]
+                f = out_dir/f'{name}.png'; f.parent.mkdir(parents=True, exist_ok=True)
+                _atomic_png(f, lab)
+                cov += torch.tensor([int((lab != IGNORE_INDEX).sum()), lab.size])
+                if gt is not None:
+                    g = downsample_labels(gt[j:j + 1], size)[0].cpu()
+                    lt = torch.from_numpy(lab.astype(np.int64))
+                    keep = lt != IGNORE_INDEX
+                    cm.update(lt[keep], g[keep])
+            st['n_done'] += len(img)
+            if save_every and (i + 1) % save_every == 0: atomic_save({**st, 'cm': cm.mat, 'coverage': cov}, state_f)
+    finally: model.train(model_was_training)
+    summary = {'n_images': st['n_done'], 'rule': rule, 'thresholds': st['thresholds'].tolist(),
+               'coverage': float(cov[0]) / max(int(cov[1]), 1), 'options': opts}
+    if cm.n_pixels:
+        summary.update(miou=cm.miou(), pixel_acc=cm.pixel_acc(), per_class_iou=cm.ious().tolist())
+    atomic_write_text(out_dir/'summary.json', json.dumps(summary, indent=1))
+    if state_f.exists(): state_f.unlink()
+    logger.info(f"pseudo-labels of {st['n_done']} images in {out_dir}: coverage {summary['coverage']:.3f}"
+                + (f", mIoU of the kept pixels {summary['miou']:.4f}" if 'miou' in summary else ''))
+    return summary
+
+# %% ../../nbs/12_train.pseudo_labels.ipynb #c023
+def add_pseudo_label_args(p):
+    "Arguments of `udabench pseudo-label`."
+    p.add_argument('--config', required=True, help='experiment YAML file: its model, data and device are used')
+    p.add_argument('--checkpoint', required=True, help='weights of the adapted model (best.pth, last.pth or a published layout)')
+    p.add_argument('--out', required=True, help='output folder: <out>/<image name>.png, thresholds.json, summary.json')
+    p.add_argument('--rule', choices=['median', 'fixed'], default='median', help='per-class median (SDCA, SIM) or fixed threshold (depth method)')
+    p.add_argument('--threshold', type=float, default=0.9, help='cap of the median rule / the fixed threshold (default 0.9)')
+    p.add_argument('--quantile', type=float, default=0.5, help='quantile of the median rule (default 0.5)')
+    p.add_argument('--bins', type=int, default=1000, help='histogram bins per class (default 1000)')
+    p.add_argument('--full-res', action='store_true', help='write labels at the resolution of the ground-truth maps (SDCA)')
+    p.add_argument('--spatial-prior', default=None, help=f"drop small components: one of {', '.join(SPATIAL_PRIORS)} or comma-separated sizes")
+    p.add_argument('--flip', action='store_true', help='average the prediction with the mirrored image')
+    p.add_argument('--split', default=None, help='target split to label (default: data.trg_split)')
+    p.add_argument('--no-gt', action='store_true', help='do not read ground truth (no mIoU report)')
+    p.add_argument('--bs', type=int, default=1, help='images per batch')
+    p.add_argument('--workers', type=int, default=None, help='loader processes (default: data.workers)')
+    p.add_argument('--max-images', type=int, default=None, help='stop after this many images (quick runs)')
+    p.add_argument('overrides', nargs='*', help='key=value config overrides')
+
+def load_model_checkpoint(model:torch.nn.Module, path):
+    "Load `path` into `model`: udabench model weights, a udabench training checkpoint, or a published layout."
+    from udabench.models.checkpoints import load_weights
+    from udabench.methods.self_training import model_state
+    obj = safe_load(path)
+    if isinstance(obj, dict) and obj.get('format') == 'udabench-train-v1':
+        obj = {'format': 'udabench-v1', 'state_dict': model_state(obj, str(path))}
+    return load_weights(model, obj, name=str(path))
+
+def pseudo_label_loader(cfg, split:str=None, gt:bool=True, bs:int=1, workers:int=None):
+    "A sequential loader over the target `split` of experiment `cfg` at the target training size, labels at full resolution."
+    from dataclasses import replace
+    from udabench.core import DATASETS
+    from udabench.data.loaders import eval_loader
+    d = cfg.data
+    split = split or d.trg_split
+    ds = DATASETS.get(d.trg)(d.trg_root, split, label_space=d.label_space, labels=None if gt else False, **d.trg_args)
+    dcfg = replace(d, eval_size=tuple(d.trg_size or d.eval_size), eval_keep_label_res=not d.keep_aspect)
+    return eval_loader(dcfg, 'pl', {'pl': ds}, bs=bs, workers=workers)
+
+def run_pseudo_label(args) -> int:
+    "`udabench pseudo-label`: build the model of `--config`, load `--checkpoint`, write pseudo-labels to `--out`."
+    from dataclasses import replace
+    from udabench.core import get_device
+    from udabench.experiments import load_experiment, check_config
+    from udabench.models.deeplab import build_model
+    cfg = load_experiment(args.config, args.overrides)
+    check_config(cfg)
+    device = get_device(cfg.device)
+    model = build_model(replace(cfg.model, init=None))
+    load_model_checkpoint(model, args.checkpoint)
+    prior = args.spatial_prior
+    if prior is not None and prior not in SPATIAL_PRIORS:
+        try: prior = tuple(int(x) for x in prior.split(','))
+        except ValueError: raise UdaError(f"--spatial-prior: '{prior}' is neither one of {', '.join(SPATIAL_PRIORS)} nor comma-separated sizes") from None
+    if args.full_res and cfg.data.keep_aspect: raise UdaError("--full-res cannot be used with data.keep_aspect (labels are padded with the image)")
+    loader = pseudo_label_loader(cfg, args.split, gt=not args.no_gt, bs=args.bs, workers=args.workers)
+    res = generate_pseudo_labels(model, loader, args.out, rule=args.rule, threshold=args.threshold, q=args.quantile,
+                                 n_bins=args.bins, full_res=args.full_res, spatial_prior=prior, flip=args.flip,
+                                 device=device, max_images=args.max_images)
+    print(json.dumps({k: v for k, v in res.items() if k != 'per_class_iou'}, indent=1))
+    return 0
