@@ -123,7 +123,8 @@ def run_experiment(cfg:Config, resume:bool=False, run_dir=None, callbacks:list=N
     set_seed(cfg.seed + rank * 0, cfg.deterministic)
     device = get_device(cfg.device) if world == 1 or not torch.cuda.is_available() else torch.device('cuda', dist_env()[2])
     if is_main():
-        run_dir = Path(run_dir) if run_dir else make_run_dir(cfg.out, cfg.run_name, 'resume' if resume else 'new')
+        if run_dir: run_dir = Path(run_dir); run_dir.mkdir(parents=True, exist_ok=True)   # a folder the caller owns
+        else: run_dir = make_run_dir(cfg.out, cfg.run_name, 'resume' if resume else 'new')
         if not resume or not (run_dir/'config.yaml').exists(): save_config(cfg, run_dir/'config.yaml')
         atomic_write_text(run_dir/'environment.json', json.dumps(environment(), indent=1))
         if not quiet: setup_logging(run_dir)
