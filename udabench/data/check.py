@@ -117,7 +117,7 @@ def check_data(dataset:str,               # a `DATASETS` name
                workers:int=0,             # processes decoding in parallel
                **kw) -> DataReport:       # dataset arguments: variant, list_path, city, version, label_dir, depth, inst
     "Check every item of `split` of `dataset` under `root`; a `UdaError` if the folder or list cannot be opened at all."
-    ds = DATASETS.get(dataset)(root, split, label_space=None, labels=True, on_missing='skip', **kw)
+    ds = DATASETS.get(dataset)(root, split, label_space=None, on_missing='skip', **kw)   # labels where the split has them
     rep = DataReport(dataset, str(root), split, ds.list_source, len(ds.items) + len(ds.missing))
     for name, paths in ds.missing:
         for p in paths: rep.problems.append(Problem(name, p, 'missing', 'file not found'))
@@ -127,7 +127,7 @@ def check_data(dataset:str,               # a `DATASETS` name
         if not probs: rep.valid.append(os.path.relpath(it['img'], ds.root))
     return rep
 
-# %% ../../nbs/02b_data.check.ipynb #c019
+# %% ../../nbs/02b_data.check.ipynb #c021
 def add_check_data_args(p:argparse.ArgumentParser):
     "Arguments of `udabench check-data`."
     p.add_argument('--dataset', required=True, help='gta5, synthia, cityscapes, crosscity or mapillary')

@@ -115,8 +115,8 @@ def gaussian_blur(img:torch.Tensor, # (…,C,H,W) uint8 or float image
     "Separable Gaussian blur of `img` with a `k`-tap kernel of std `sigma`, reflect padding; dtype kept."
     g, p = _kernel1d(k, sigma).tolist(), k // 2
     x = img.as_subclass(torch.Tensor)
-    shape, x = x.shape, x.reshape(-1, *x.shape[-3:]).float()
-    x = F.pad(x, (p, p, p, p), mode='reflect')
+    shape = x.shape
+    x = F.pad(x.reshape(-1, *shape[-3:]), (p, p, p, p), mode='reflect').float()   # pad uint8: a quarter of the bytes
     H, W = shape[-2:]
     out = torch.empty(x.shape[0], x.shape[1], H, W)
     for r0 in range(0, H, 64):   # bands of 64 rows stay in cache between the two passes
