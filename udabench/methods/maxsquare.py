@@ -174,4 +174,4 @@ class IWMaxSquareMulti(MaxSquare):
     name, cfg_class = 'iw_maxsquare_multi', IWMaxSquareMultiCfg
 
 for _n, _c in [('maxsquare', MaxSquare), ('iw_maxsquare', IWMaxSquare), ('iw_maxsquare_multi', IWMaxSquareMulti)]:
-    METHODS.register(_n, obj=_c)
+    METHODS.register(_n, obj=_c, overwrite=True)

@@ -50,7 +50,7 @@ class MinEnt(Method):
         if self.aux: terms['trg_ent_aux'] = minent_loss(upsample(out['trg_aux'], size))
         return terms
 
-METHODS.register('minent', obj=MinEnt)
+METHODS.register('minent', obj=MinEnt, overwrite=True)
 
 # %% ../../nbs/21_methods.minent.ipynb #c010
 SRC_LABEL, TRG_LABEL = 0., 1.   # domain labels of the discriminator (ADVENT)
@@ -103,4 +103,4 @@ class AdvEnt(Method):
                 terms[f'disc_{dom}{l}'] = bce_adv(d(x), lab)
         return terms
 
-METHODS.register('advent', obj=AdvEnt)
+METHODS.register('advent', obj=AdvEnt, overwrite=True)

@@ -204,4 +204,4 @@ class OCE(Method):
             if use['trg_sparse']: terms['trg_sparse'] = sparsity_loss(cent[seen], c.sparse_rho, c.sparse_norm_order)
         return terms
 
-METHODS.register('oce', obj=OCE)
+METHODS.register('oce', obj=OCE, overwrite=True)

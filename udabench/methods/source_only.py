@@ -69,7 +69,7 @@ class SourceOnly(Method):
         d = self.dom
         return seg_terms(out, batch[f'{d}_lbl'], d, lovasz=self.lovasz, aux=self.aux)
 
-METHODS.register('source_only', obj=SourceOnly)
+METHODS.register('source_only', obj=SourceOnly, overwrite=True)
 
 # %% ../../nbs/20_methods.source_only.ipynb #c011
 @Section.register('oracle')
@@ -89,4 +89,4 @@ class Oracle(SourceOnly):
         return {f'trg_{k}': v for k, v in self.model(batch['trg_img']).items()}
     def trg_needs(self) -> tuple: return ('lbl',)
 
-METHODS.register('oracle', obj=Oracle)
+METHODS.register('oracle', obj=Oracle, overwrite=True)
