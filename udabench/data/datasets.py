@@ -347,7 +347,7 @@ class Cityscapes(SegDataset):
         if not self.own_list(self.split).is_file(): self._need_dir(self.root/'leftImg8bit'/f, f'Cityscapes images of split {self.split}')
         if self.labels or self.inst: self._need_dir(self.root/'gtFine', 'Cityscapes gtFine/<split>/<city>/')
     def _lists(self):
-        rd = lambda s: read_list(resources_dir()/f'lists/cityscapes/full/{s}.txt.gz')
+        rd = lambda s: read_list(resources_dir()/f'lists/cityscapes/{s}.txt.gz')
         test = lambda: sorted(str(p.relative_to(self.root/'leftImg8bit'/'test')) for p in (self.root/'leftImg8bit'/'test').glob('*/*_leftImg8bit.png'))
         return {'full': {'train': lambda: rd('train'), 'val': lambda: rd('val'), 'test': test},
                 'udaclustering': {'train': lambda: holdout_split(rd('train'), 500)[0], 'val': lambda: holdout_split(rd('train'), 500)[1],
@@ -395,7 +395,7 @@ class NTHUCrossCity(SegDataset):
         self._files = set(os.listdir(self.img_dir))
     def own_list(self, split): return self.croot/'lists'/f'{split}.txt'
     def _lists(self):
-        return {'full': {s: (lambda s=s: read_list(resources_dir()/f'lists/crosscity/{self.city}/{s}.txt.gz')) for s in ('train', 'test')}}
+        return {'full': {s: (lambda s=s: read_list(resources_dir()/f'lists/crosscity/{self.city}_{s}.txt.gz')) for s in ('train', 'test')}}
     def _item(self, line):
         s = _stem(line)
         ext = next((e for e in ('.jpg', '.png', '.jpeg', '.JPG') if f'{s}{e}' in self._files), '.jpg')
