@@ -22,7 +22,7 @@ from .embeddings import collect_pixels, embed, embedding_metrics, plot_embedding
 from .depth import target_density, source_density, density_to_map, show_density, show_depth
 
 # %% auto #0
-__all__ = ['TOY_CLASSES', 'MAPS', 'toy_samples', 'Explorer', 'precompute', 'figure', 'render']
+__all__ = ['TOY_CLASSES', 'MAPS', 'toy_samples', 'Explorer']
 
 # %% ../../nbs/33_viz.widgets.ipynb #c006
 TOY_CLASSES = ('road', 'building', 'sky', 'car')
@@ -86,7 +86,7 @@ class Explorer:
         self.index = W.IntSlider(0, 0, len(self.data[self.dataset.value]) - 1, description='image', continuous_update=False)
         self.model = W.Dropdown(options=list(self.models), description='model', layout=lay)
         self.layer = W.Dropdown(options=self.layers_, description='layer', layout=lay)
-        self.map = W.ToggleButtons(options=MAPS, value='entropy', description='map', style=dict(button_width='80px'))
+        self.map = W.ToggleButtons(options=MAPS, value='entropy', description='map', style=dict(button_width='96px'))
         self.alpha = W.FloatSlider(0.6, min=0.0, max=1.0, step=0.1, description='alpha', continuous_update=False)
         self.status = W.HTML()
         self.view = W.Image(format='png')
@@ -156,7 +156,7 @@ def _embedding(self:Explorer, model:str, layer:str):
         self._emb[key] = (ps, e, embedding_metrics(ps, seed=self.seed))
     return self._emb[key]
 
-def precompute(self:Explorer, embeddings:bool=True): # also compute every (model, layer) embedding
+def _precompute(self:Explorer, embeddings:bool=True): # also compute every (model, layer) embedding
     "Fill the caches: every model's outputs on every image, and (optionally) every embedding."
     for m in self.models:
         for d, samples in self.data.items():
@@ -165,9 +165,9 @@ def precompute(self:Explorer, embeddings:bool=True): # also compute every (model
             for l in self.layers_: self._embedding(m, l)
     return self
 
-Explorer._outputs, Explorer._embedding, Explorer.precompute = _outputs, _embedding, precompute
+Explorer._outputs, Explorer._embedding, Explorer.precompute = _outputs, _embedding, _precompute
 
-# %% ../../nbs/33_viz.widgets.ipynb #c013
+# %% ../../nbs/33_viz.widgets.ipynb #c014
 def _density(self:Explorer, out:dict, s:dict, pred:torch.Tensor):
     "(map (h,w) in 0..255, description) for the density panel, or (None, reason)."
     if 'density' in out: return out['density'], "model's density output"
@@ -182,7 +182,7 @@ def _density(self:Explorer, out:dict, s:dict, pred:torch.Tensor):
         return None, 'no density: the model has no depth head and the sample no depth'
     return None, 'no density: the model has no density head and no GMM was given'
 
-def figure(self:Explorer) -> Figure:
+def _figure(self:Explorer) -> Figure:
     "The explorer's picture for the current state (a matplotlib `Figure` not attached to pyplot)."
     st, s = self.state, self.sample
     out = self._outputs(st['model'], st['dataset'], st['index'])
@@ -230,7 +230,7 @@ def _torch_threads(n:int):
     finally:
         if old != n: torch.set_num_threads(old)
 
-def render(self:Explorer):
+def _render(self:Explorer):
     "Redraw the view for the current state (called on every control change)."
     t0 = time.perf_counter()
     st = self.state
@@ -247,4 +247,4 @@ def render(self:Explorer):
                          f"layer={st['layer']} map={st['map']}</code> · drawn in {self.last_render_s:.2f} s")
     return self
 
-Explorer._density, Explorer.figure, Explorer.render = _density, figure, render
+Explorer._density, Explorer.figure, Explorer.render = _density, _figure, _render
