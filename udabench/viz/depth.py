@@ -5,6 +5,7 @@
 # %% ../../nbs/32_viz.depth.ipynb #c001
 from __future__ import annotations
 import math
+from types import SimpleNamespace
 from typing import Optional, Sequence
 
 import numpy as np
@@ -14,11 +15,12 @@ import matplotlib.pyplot as plt
 from scipy.stats import wasserstein_distance
 
 from ..core import UdaError, IGNORE_INDEX
+from ..methods.depth_density import ClassGMM, gmm_density, squash_density, grid_coords
 from .core import as_space, to_np, to_image, show_map, _ax
 
 # %% auto #0
-__all__ = ['show_depth', 'class_depths', 'depth_histograms', 'gmm_density', 'grid_xy', 'density_to_map', 'source_density',
-           'target_density', 'gmm_marginals', 'plot_gmm', 'show_density', 'show_class_densities', 'compare_densities']
+__all__ = ['show_depth', 'class_depths', 'depth_histograms', 'as_gmm', 'gmm_marginals', 'plot_gmm', 'show_density',
+           'show_class_densities', 'compare_densities']
 
 # %% ../../nbs/32_viz.depth.ipynb #c006
 def _hw(a):
@@ -85,101 +87,52 @@ def depth_histograms(data:dict, # domain name -> (depth, lbl) (see `class_depths
     return fig, axes
 
 # %% ../../nbs/32_viz.depth.ipynb #c013
-def _check_gmm(mu, var, pi):
-    mu, var, pi = (torch.as_tensor(to_np(a), dtype=torch.float64) for a in (mu, var, pi))
-    if mu.ndim != 3 or mu.shape[-1] != 3 or var.shape != mu.shape or pi.shape != mu.shape[:2]:
-        raise UdaError(f"GMM parameters must be mu (K,M,3), var (K,M,3), pi (K,M); got {tuple(mu.shape)}, {tuple(var.shape)}, {tuple(pi.shape)}")
-    if (var <= 0).any(): raise UdaError("GMM variances must be positive")
-    return mu, var, pi
-
-def gmm_density(mu, # (K,M,3) means over (x, y, inverse depth)
-                var, # (K,M,3) variances
-                pi, # (K,M) mixture weights
-                x, y, d, # broadcastable coordinates: column, row (feature grid) and inverse depth
-                classes=None): # evaluate only these classes (default all K)
-    "(K', *shape) float64 tensor: G_k(x, y, d) of each class k, a diagonal Gaussian mixture (product of 1-D normal pdfs)."
-    mu, var, pi = _check_gmm(mu, var, pi)
-    if classes is not None: mu, var, pi = mu[list(classes)], var[list(classes)], pi[list(classes)]
-    pts = torch.broadcast_tensors(*(torch.as_tensor(to_np(v), dtype=torch.float64) for v in (x, y, d)))
-    shape = pts[0].shape
-    p = torch.stack([t.reshape(-1) for t in pts], -1)                    # (P,3)
-    z = (p[None, None] - mu[:, :, None]) ** 2 / var[:, :, None]          # (K,M,P,3)
-    logn = -0.5 * z - 0.5 * torch.log(2 * math.pi * var[:, :, None])
-    g = (pi[:, :, None] * logn.sum(-1).exp()).sum(1)                     # (K,P)
-    return g.reshape(len(mu), *shape)
-
-def grid_xy(size): # (h,w) feature-grid size
-    "Column and row coordinate grids (h,w) of the feature grid: x in [0,w), y in [0,h)."
-    h, w = size
-    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing='ij')
-    return xx, yy
+def as_gmm(gmm): # a `ClassGMM`, (mu (K,M,3), var (K,M,3), pi (K,M)), or dict(mu=, var=, pi=)
+    "`gmm` as a validated `ClassGMM` (float64 tensors)."
+    if isinstance(gmm, ClassGMM): return gmm
+    if isinstance(gmm, dict):
+        if not {'mu', 'var', 'pi'} <= set(gmm): raise UdaError(f"GMM dict needs keys mu, var, pi; got {sorted(gmm)}")
+        return ClassGMM(gmm['mu'], gmm['var'], gmm['pi'], gmm.get('grid'), gmm.get('classes'))
+    if isinstance(gmm, (tuple, list)) and len(gmm) == 3:
+        return ClassGMM(*(to_np(a) if isinstance(a, torch.Tensor) else a for a in gmm))
+    raise UdaError(f"expected a ClassGMM, (mu, var, pi) or dict(mu=, var=, pi=), got {type(gmm).__name__}")
 
 # %% ../../nbs/32_viz.depth.ipynb #c016
-def density_to_map(g, # densities G (any shape)
-                   scale:float=1e6): # the method's factor
-    "255 · (1 − exp(−scale · G)): the density maps of the depth method, in [0, 255)."
-    g = torch.as_tensor(to_np(g), dtype=torch.float64)
-    return 255 * (1 - torch.exp(-scale * g))
+def _npdf(v, m, s2): return torch.exp(-0.5 * (v - m) ** 2 / s2) / torch.sqrt(2 * math.pi * s2)
 
-def source_density(mu, var, pi, # GMM parameters (K,M,3), (K,M,3), (K,M)
-                   lbl, # (H,W) ground-truth train ids (255 = ignore)
-                   depth, # (H,W) or (1,H,W) inverse depth at label size
-                   size): # (h,w) feature grid
-    "(K,h,w) float64: G_k on the feature grid with the class-masked, nearest-resized depth (source density maps, unsquashed)."
-    mu, var, pi = _check_gmm(mu, var, pi)
-    lb, d = torch.as_tensor(to_np(lbl)).long(), torch.as_tensor(_hw(depth))
-    if lb.shape != d.shape: raise UdaError(f"source_density: label {tuple(lb.shape)} and depth {tuple(d.shape)} differ in size")
-    K = len(mu)
-    masked = torch.where(lb[None] == torch.arange(K)[:, None, None], d[None], torch.zeros(()))   # (K,H,W)
-    dk = F.interpolate(masked[:, None], size=tuple(size), mode='nearest')[:, 0]
-    xx, yy = grid_xy(size)
-    return torch.stack([gmm_density(mu[k:k + 1], var[k:k + 1], pi[k:k + 1], xx, yy, dk[k])[0] for k in range(K)])
-
-def target_density(mu, var, pi, # GMM parameters (K,M,3), (K,M,3), (K,M)
-                   pred, # (h,w) predicted classes on the feature grid, or (K,h,w) logits
-                   depth): # (h,w) or (1,h,w) predicted inverse depth on the feature grid
-    "(h,w) float64: G of each cell's predicted class at its predicted depth, 0 where the depth is not positive."
-    mu, var, pi = _check_gmm(mu, var, pi)
-    p = torch.as_tensor(to_np(pred))
-    if p.is_floating_point(): p = p.argmax(0)
-    d = torch.as_tensor(_hw(depth))
-    if p.shape != d.shape: raise UdaError(f"target_density: prediction {tuple(p.shape)} and depth {tuple(d.shape)} differ in size")
-    xx, yy = grid_xy(d.shape)
-    g = gmm_density(mu, var, pi, xx, yy, d)                              # (K,h,w)
-    out = g.gather(0, p.long().clamp(0, len(mu) - 1)[None])[0]
-    return torch.where((d > 0) & (p >= 0) & (p < len(mu)), out, torch.zeros(()))
-
-# %% ../../nbs/32_viz.depth.ipynb #c019
-def gmm_marginals(mu, var, pi, # GMM parameters (K,M,3), (K,M,3), (K,M)
+def gmm_marginals(gmm, # see `as_gmm`
                   size, # (h,w) feature grid
                   d): # (P,) inverse-depth values
     "((K,h,w) xy-marginal on the grid, (K,P) inverse-depth marginal) of every class's mixture."
-    mu, var, pi = _check_gmm(mu, var, pi)
-    xx, yy = grid_xy(size)
-    n = lambda v, m, s2: torch.exp(-0.5 * (v - m) ** 2 / s2) / torch.sqrt(2 * math.pi * s2)
-    xy = (pi[..., None, None] * n(xx, mu[..., 0, None, None], var[..., 0, None, None]) * n(yy, mu[..., 1, None, None], var[..., 1, None, None])).sum(1)
+    g = as_gmm(gmm)
+    mu, var, pi = g.mu.cpu(), g.var.cpu(), g.pi.cpu()
+    xx, yy = grid_coords(size)
+    c = (Ellipsis, None, None)
+    xy = (pi[c] * _npdf(xx, mu[..., 0][c], var[..., 0][c]) * _npdf(yy, mu[..., 1][c], var[..., 1][c])).sum(1)
     dd = torch.as_tensor(to_np(d), dtype=torch.float64)
-    dm = (pi[..., None] * n(dd, mu[..., 2, None], var[..., 2, None])).sum(1)
+    dm = (pi[..., None] * _npdf(dd, mu[..., 2, None], var[..., 2, None])).sum(1)
     return xy, dm
 
-def plot_gmm(mu, var, pi, # GMM parameters (K,M,3), (K,M,3), (K,M)
-             size=(96, 161), # (h,w) feature grid of the parameters (161×96 for 1280×760 inputs)
-             lspace=None, # label space (class names)
+def plot_gmm(gmm, # see `as_gmm`
+             size=None, # (h,w) feature grid; the GMM's own `grid`, else (96, 161) (1280×760 inputs)
+             lspace=None, # label space (class names); the GMM's `classes` when None
              classes:Optional[Sequence[int]]=None, # classes to draw (default all)
              data:Optional[dict]=None, # domain name -> (depth, lbl): histograms under the depth marginals
-             d_range=None, # (lo, hi) inverse-depth axis; from the means ± 3σ (and the data) when None
+             d_range=None, # (lo, hi) inverse-depth axis; from the means ± 3σ when None
              ncols:int=4, cell:float=2.6):
     "Per class: the (x,y) marginal as an image and the inverse-depth marginal as a curve; returns (fig, axes (2·rows, ncols))."
-    mu_, var_, pi_ = _check_gmm(mu, var, pi)
-    K = len(mu_); sp = as_space(lspace, n_cls=K)
+    g = as_gmm(gmm)
+    size = tuple(size or g.grid or (96, 161))
+    K = g.n_cls
+    if lspace is None and g.classes: lspace = SimpleNamespace(classes=tuple(g.classes), palette=np.zeros((K, 3), np.uint8))
+    sp = as_space(lspace, n_cls=K)
     classes = list(range(K)) if classes is None else list(classes)
-    live = pi_ > 1e-12
-    real = (var_[..., 2] > 1e-3) & live                                   # ignore degenerate components for the axis range
+    real = (g.var[..., 2] > 1e-3) & (g.pi > 1e-12)                     # degenerate components do not set the axis
     if d_range is None:
-        m, s = mu_[..., 2][real], var_[..., 2][real].sqrt()
+        m, s = g.mu[..., 2][real], g.var[..., 2][real].sqrt()
         d_range = (max(0.0, float((m - 3 * s).min())), float((m + 3 * s).max())) if real.any() else (0.0, 1.0)
     dd = torch.linspace(d_range[0], d_range[1], 300, dtype=torch.float64)
-    xy, dm = gmm_marginals(mu_, var_, pi_, size, dd)
+    xy, dm = gmm_marginals(g, size, dd)
     per = {k: class_depths(dv, lv, K) for k, (dv, lv) in (data or {}).items()}
     rows = math.ceil(len(classes) / ncols); nc = min(ncols, len(classes))
     fig, axes = plt.subplots(2 * rows, nc, figsize=(cell * nc, cell * rows * (0.6 + size[0] / size[1])), squeeze=False,
@@ -199,21 +152,22 @@ def plot_gmm(mu, var, pi, # GMM parameters (K,M,3), (K,M,3), (K,M)
     fig.tight_layout()
     return fig, axes
 
-# %% ../../nbs/32_viz.depth.ipynb #c023
-def show_density(density, # (h,w) density map: squashed (0..255) or raw G (then squashed with `density_to_map`)
+# %% ../../nbs/32_viz.depth.ipynb #c021
+def show_density(density, # (h,w) density map: squashed (0..255) or raw G (then squashed with `squash_density`)
                  img=None, ax=None, title:Optional[str]='density', alpha:float=0.6, norm:Optional[str]=None,
                  squash:Optional[bool]=None, colorbar:bool=True): # squash raw G; guessed (max < 1) when None
     "Draw a density map (0..255) over `img` when given; the mean density is in the title; returns (fig, ax)."
     m = _hw(density)
-    if squash if squash is not None else m.max() < 1: m = density_to_map(m).numpy()
+    if squash if squash is not None else m.max() < 1: m = squash_density(torch.as_tensor(m)).numpy()
     t = f"{title}  (mean {m.mean():.1f})" if title else f"mean {m.mean():.1f}"
     return show_map(m, img, ax=ax, cmap='turbo', vmin=0, vmax=255, alpha=alpha, norm=norm, title=t, colorbar=colorbar)
 
-def show_class_densities(maps, # (K,h,w) per-class density maps (raw G or squashed)
+def show_class_densities(maps, # (K,h,w) per-class density maps (raw G or squashed), e.g. `source_density_maps(...)[0]`
                          img=None, lspace=None, classes:Optional[Sequence[int]]=None, ncols:int=4, cell:float=2.4,
                          alpha:float=0.6, norm:Optional[str]=None):
     "One panel per class: its density map over `img`; returns (fig, axes)."
     mp = to_np(maps)
+    if mp.ndim == 4 and mp.shape[0] == 1: mp = mp[0]
     K = len(mp); sp = as_space(lspace, n_cls=K)
     classes = list(range(K)) if classes is None else list(classes)
     rows, nc = math.ceil(len(classes) / ncols), min(ncols, len(classes))

@@ -19,7 +19,8 @@ from ..core import UdaError, IGNORE_INDEX
 from .core import (as_space, to_np, to_image, model_input, upsample, show_image, show_label, show_map,
                                show_error, norm_entropy, confidence, pixel_accuracy)
 from .embeddings import collect_pixels, embed, embedding_metrics, plot_embedding
-from .depth import target_density, source_density, density_to_map, show_density, show_depth
+from ..methods.depth_density import source_density_target, target_density_target, to_grid
+from .depth import as_gmm, show_density, show_depth
 
 # %% auto #0
 __all__ = ['TOY_CLASSES', 'MAPS', 'toy_samples', 'Explorer']
@@ -66,7 +67,7 @@ class Explorer:
                  models:dict, # checkpoint / method name -> model (forward -> dict with 'logits', maybe 'feat', 'depth', 'density')
                  layers:Sequence[str]=('feat',), # layers to embed: output keys or module names
                  lspace=None, # label space (class names and colours)
-                 gmm:Optional[dict]=None, # dict(mu=(K,M,3), var=(K,M,3), pi=(K,M)) of the depth method
+                 gmm=None, # depth method's GMMs: a `ClassGMM`, (mu (K,M,3), var (K,M,3), pi (K,M)) or a dict of them
                  method:str='tsne', # embedding: 'tsne' | 'umap' | 'pca'
                  n_per_class:int=100, # pixels per class and dataset in each embedding
                  seed:int=0, purity:Optional[float]=None,
@@ -170,17 +171,15 @@ Explorer._outputs, Explorer._embedding, Explorer.precompute = _outputs, _embeddi
 # %% ../../nbs/33_viz.widgets.ipynb #c014
 def _density(self:Explorer, out:dict, s:dict, pred:torch.Tensor):
     "(map (h,w) in 0..255, description) for the density panel, or (None, reason)."
-    if 'density' in out: return out['density'], "model's density output"
-    if self.gmm is not None:
-        g = self.gmm
-        if 'depth' in out: return density_to_map(target_density(g['mu'], g['var'], g['pi'], pred, out['depth'])), 'GMM at predicted class & depth'
-        if s.get('lbl') is not None and s.get('depth') is not None:
-            sd = source_density(g['mu'], g['var'], g['pi'], s['lbl'], s['depth'], pred.shape)
-            lb = torch.nn.functional.interpolate(torch.as_tensor(to_np(s['lbl']))[None, None].float(), size=pred.shape, mode='nearest')[0, 0].long()
-            ok = lb < len(sd)
-            return density_to_map(torch.where(ok, sd.gather(0, lb.clamp(max=len(sd) - 1)[None])[0], torch.zeros((), dtype=sd.dtype))), 'GMM at GT class & depth'
-        return None, 'no density: the model has no depth head and the sample no depth'
-    return None, 'no density: the model has no density head and no GMM was given'
+    if 'density' in out: return out['density'][0], "model's density output"
+    if self.gmm is None: return None, 'no density: the model has no density head and no GMM was given'
+    g = as_gmm(self.gmm)
+    if 'depth' in out: return target_density_target(g, pred[None], out['depth'][None])[0, 0], 'GMM at predicted class & depth'
+    if s.get('lbl') is not None and s.get('depth') is not None:
+        lbl = torch.as_tensor(to_np(s['lbl'])).long()
+        gt = to_grid(lbl, pred.shape)  # the ground-truth class of each cell, sampled as the method samples it
+        return source_density_target(g, lbl[None], torch.as_tensor(to_np(s['depth']))[None], gt[None])[0, 0], 'GMM at GT class & depth'
+    return None, 'no density: the model has no depth head and the sample no depth'
 
 def _figure(self:Explorer) -> Figure:
     "The explorer's picture for the current state (a matplotlib `Figure` not attached to pyplot)."
