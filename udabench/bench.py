@@ -122,7 +122,8 @@ def _record(method, seed, res, peak) -> dict:
 
 class Bench:
     "The embedded benchmark: runs, resumability, results and report."
-    def __init__(self, out='bench_out', mode:str='quick', methods=None, seeds:int=None, data=None, device:str='cpu', quiet:bool=False):
+    def __init__(self, out='bench_out', mode:str='quick', methods=None, seeds:int=None, data=None, device:str='cpu',
+                 quiet:bool=False, jobs:int=1):
         if mode not in PRESETS: raise UdaError(f"unknown bench mode '{mode}' (use {', '.join(PRESETS)})")
         self.out, self.mode, self.p = Path(out), mode, PRESETS[mode]
         self.methods = list(methods or BENCH_METHODS)
@@ -130,7 +131,7 @@ class Bench:
         if bad: raise UdaError(f"unknown bench method(s) {bad}; known: {', '.join(BENCH_METHODS)}")
         if 'source_only' not in self.methods: self.methods.insert(0, 'source_only')
         self.seeds = list(range(seeds or self.p.seeds))
-        self.device, self.quiet, self.data = device, quiet, data
+        self.device, self.quiet, self.data, self.jobs = device, quiet, data, jobs
         self.records = []
 
     def data_root(self) -> Path:
@@ -175,27 +176,38 @@ class Bench:
         generate_pseudo_labels(model, dl, out, device=self.device, **rule)
         return str(out)
 
+    def _job(self, method:str, seed:int) -> dict:
+        "One unit of work: a run, with its pseudo-label stage for the self-training variants."
+        if method in ('source_only', 'oracle'): return self.run(method, seed)
+        if method in SSL_BASE:
+            return self.run(method, seed, init=self.weights(SSL_BASE[method], seed), pseudo_dir=self.pseudo_labels(method, seed))
+        return self.run(method, seed, init=self.weights('source_only', seed))
+
     def __call__(self) -> dict:
         self.out.mkdir(parents=True, exist_ok=True)
         if not self.quiet: setup_logging(self.out)
         register_methods()
         self.root = self.data_root()
         t0 = time.time()
+        # three phases: source-only and oracle; adaptation from the source-only model; self-training from the adapted models
+        need = set(self.methods) | {SSL_BASE[m] for m in self.methods if m in SSL_BASE}
+        phases = [[m for m in ('source_only', 'oracle') if m in need],
+                  [m for m in BENCH_METHODS if m in need and m not in ('source_only', 'oracle') and m not in SSL_BASE],
+                  [m for m in BENCH_METHODS if m in need and m in SSL_BASE]]
         from tqdm.auto import tqdm
-        todo = [(s, m) for s in self.seeds for m in self.methods]
-        bar = tqdm(todo, desc=f'bench {self.mode}', disable=self.quiet, dynamic_ncols=True)
-        for seed, m in bar:
-            bar.set_postfix_str(f'{m} s{seed}')
-            if m == 'source_only' or m == 'oracle': rec = self.run(m, seed)
-            elif m in SSL_BASE:
-                base = SSL_BASE[m]
-                if not (self.out/'runs'/f'{base}_s{seed}'/'bench_record.json').exists():
-                    self.records.append(self.run(base, seed, init=self.weights('source_only', seed)))
-                rec = self.run(m, seed, init=self.weights(base, seed), pseudo_dir=self.pseudo_labels(m, seed))
-            else: rec = self.run(m, seed, init=self.weights('source_only', seed))
-            self.records.append(rec)
+        bar = tqdm(total=sum(len(ph) for ph in phases) * len(self.seeds), desc=f'bench {self.mode}', disable=self.quiet, dynamic_ncols=True)
+        for ph in phases:
+            todo = [(m, s) for s in self.seeds for m in ph]
+            if self.jobs > 1 and len(todo) > 1: recs = self._parallel(todo, bar)
+            else:
+                recs = []
+                for m, s in todo:
+                    bar.set_postfix_str(f'{m} s{s}'); recs.append(self._job(m, s)); bar.update(1)
+            self.records += recs
+        bar.close()
         uniq = {(r['method'], r['seed']): r for r in self.records}
-        self.records = [uniq[k] for k in sorted(uniq, key=lambda k: (k[1], BENCH_METHODS.index(k[0])))]
+        keep = [k for k in uniq if k[0] in self.methods]
+        self.records = [uniq[k] for k in sorted(keep, key=lambda k: (k[1], BENCH_METHODS.index(k[0])))]
         res = self.results(time.time() - t0)
         atomic_write_text(self.out/'results.json', json.dumps(res, indent=1))
         atomic_write_text(self.out/'report.md', report_md(res))
@@ -203,6 +215,18 @@ class Bench:
         except Exception as e: logger.warning(f"[bench] figures failed: {e}")
         if not self.quiet: print(results_table(res))
         return res
+
+    def _parallel(self, todo:list, bar) -> list:
+        "Run independent units in `jobs` processes (one thread each): small models use 2 cores better this way."
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        kw = dict(out=str(self.out), mode=self.mode, methods=self.methods, seeds=len(self.seeds), data=str(self.root), device=self.device)
+        recs = []
+        with ProcessPoolExecutor(self.jobs, mp_context=mp.get_context('spawn')) as ex:
+            futs = {ex.submit(_bench_job, kw, m, s): (m, s) for m, s in todo}
+            for f in as_completed(futs):
+                recs.append(f.result()); bar.set_postfix_str('{} s{}'.format(*futs[f])); bar.update(1)
+        return recs
 
     def results(self, seconds:float) -> dict:
         summ = {}
@@ -221,7 +245,14 @@ class Bench:
         fig, ax = miou_figure(res); fig.savefig(self.out/'miou.png', dpi=120, bbox_inches='tight'); plt.close(fig)
         fig, ax = per_class_figure(res); fig.savefig(self.out/'per_class_iou.png', dpi=120, bbox_inches='tight'); plt.close(fig)
 
-# %% ../nbs/42_bench.ipynb #c013
+# %% ../nbs/42_bench.ipynb #c012
+def _bench_job(kw:dict, method:str, seed:int) -> dict:
+    "Worker-process entry of `Bench._parallel`: one thread, quiet, the same output folder."
+    torch.set_num_threads(1)
+    b = Bench(quiet=True, **kw); b.root = Path(kw['data']); register_methods()
+    return b._job(method, seed)
+
+# %% ../nbs/42_bench.ipynb #c014
 def gain_checks(res:dict) -> dict:
     "Per method: gain over source-only, whether it exceeds the seed spread, and the share of the source→oracle gap closed."
     s = res['summary']
@@ -268,7 +299,7 @@ def report_md(res:dict) -> str:
             '![embeddings before and after adaptation](embeddings.png)', '', '![depth and density](depth_density.png)', '']
     return '\n'.join(txt)
 
-# %% ../nbs/42_bench.ipynb #c015
+# %% ../nbs/42_bench.ipynb #c016
 def miou_figure(res:dict):
     "Bar chart of the mean target mIoU per method with the seed spread (std) and every seed as a dot."
     import matplotlib.pyplot as plt
@@ -305,7 +336,7 @@ def per_class_figure(res:dict):
     fig.colorbar(im, ax=ax, label='IoU (%)')
     return fig, ax
 
-# %% ../nbs/42_bench.ipynb #c018
+# %% ../nbs/42_bench.ipynb #c019
 def add_bench_args(p):
     g = p.add_mutually_exclusive_group()
     g.add_argument('--quick', action='store_const', const='quick', dest='mode', help='one seed (default; about 15 minutes on 2 CPU cores)')
@@ -317,7 +348,8 @@ def add_bench_args(p):
     p.add_argument('--seeds', type=int, help='number of seeds (overrides the mode)')
     p.add_argument('--data', help='an existing `udabench synth` folder instead of the default embedded data')
     p.add_argument('--device', default='cpu', help="'cpu', 'cuda', 'auto'")
+    p.add_argument('--jobs', type=int, default=min(2, os.cpu_count() or 1), help='runs trained at the same time (processes, one thread each)')
 
 def run_bench(args) -> int:
-    Bench(args.out, args.mode, args.methods, args.seeds, args.data, args.device)()
+    Bench(args.out, args.mode, args.methods, args.seeds, args.data, args.device, jobs=args.jobs)()
     return 0
