@@ -18,6 +18,7 @@ from matplotlib.patches import Patch
 
 from ..core import UdaError, IGNORE_INDEX
 from ..losses import entropy_map
+from ..metrics import ConfusionMatrix
 from ..data.transforms import normalize, denormalize
 
 # %% auto #0
@@ -240,10 +241,12 @@ def show_error(pred, # (C,h,w) logits or (H,W) label map
 def pixel_accuracy(pred, # (C,h,w) logits or (H,W) label map
                    lbl, # (H,W) ground truth
                    ignore_index:int=IGNORE_INDEX):
-    "Fraction of labelled pixels of `lbl` that `pred` gets right (nan when none is labelled)."
-    em = to_np(error_map(pred, lbl, ignore_index))
-    n = (em < 2).sum()
-    return float((em == 0).sum() / n) if n else float('nan')
+    "Fraction of labelled pixels of `lbl` that `pred` gets right (nan when none is labelled), by `udabench.metrics`."
+    lb = torch.as_tensor(to_np(lbl)).long()
+    p = to_labels(pred, lb.shape[-2:])
+    lb = torch.where(lb == ignore_index, -1, lb)  # out of range: skipped by the confusion matrix
+    n = int(max(p.max(), lb.max())) + 1
+    return ConfusionMatrix(n).update(p, lb, check=False).pixel_acc()
 
 # %% ../../nbs/30_viz.core.ipynb #c030
 def plot_class_iou(ious, # (C,) IoUs, or a dict name -> (C,) IoUs to compare
@@ -269,13 +272,13 @@ def plot_class_iou(ious, # (C,) IoUs, or a dict name -> (C,) IoUs to compare
     if title: ax.set_title(title, fontsize=9)
     return fig, ax
 
-def plot_confusion(cm, # (C,C) counts, rows = ground truth, columns = prediction
+def plot_confusion(cm, # (C,C) counts (rows = ground truth, columns = prediction) or a `udabench.metrics.ConfusionMatrix`
                    lspace=None, # label space for the class names
                    normalize:Optional[str]='true', # 'true' (rows sum to 1), 'pred' (columns), 'all' or None (counts)
                    ax=None, title:Optional[str]=None,
                    annotate:Optional[bool]=None): # write the values in the cells; default when C <= 10
     "Draw a confusion matrix, normalised by `normalize`; returns (fig, ax)."
-    cm = to_np(cm).astype(float)
+    cm = to_np(getattr(cm, 'mat', cm)).astype(float)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]: raise UdaError(f"plot_confusion: expected a square (C,C) matrix, got {cm.shape}")
     sp = as_space(lspace, n_cls=len(cm))
     with np.errstate(invalid='ignore', divide='ignore'):
