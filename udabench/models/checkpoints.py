@@ -26,6 +26,7 @@ __all__ = ['LAYOUTS', 'strip_prefixes', 'detect_layout', 'layout_state_dict', 'L
 # %% ../../nbs/06a_models.checkpoints.ipynb #c005
 LAYOUTS = {
     'udabench': "udabench's own format",
+    'udabench_train': "udabench training checkpoint (model weights inside)",
     'maxsquare': "MaxSquare / UDAclustering {'state_dict': module.*}",
     'raw': "plain state dict (SIM)",
     'sdca': "SDCA {'feature_extractor', 'classifier'}",
@@ -62,6 +63,7 @@ def detect_layout(obj, # a loaded checkpoint (the object `torch.load` returned)
     if not isinstance(obj, Mapping):
         raise UdaError(f"{name}: not a checkpoint: expected a dict of weights, got a {type(obj).__name__}")
     if obj.get('format') == 'udabench-v1': return 'udabench'
+    if obj.get('format') == 'udabench-train-v1': return 'udabench_train'
     if 'feature_extractor' in obj and 'classifier' in obj: return 'sdca'
     if isinstance(obj.get('state_dict'), Mapping): return 'maxsquare'
     if isinstance(obj.get('model'), Mapping):
@@ -91,6 +93,9 @@ def layout_state_dict(obj, # a loaded checkpoint
     if layout not in LAYOUTS: raise UdaError(f"unknown checkpoint layout '{layout}'; known: {', '.join(LAYOUTS)}")
     heads = tuple(f'{h}.' for h in head_names)
     if layout in ('udabench', 'maxsquare'): return _tensor_dict(obj.get('state_dict'), f"{name} ['state_dict']"), ()
+    if layout == 'udabench_train':
+        meth = obj.get('method') if isinstance(obj.get('method'), Mapping) else {}
+        return _tensor_dict({k[len('model.'):]: v for k, v in meth.items() if k.startswith('model.')}, f"{name} ['method']['model.*']"), ()
     if layout in ('depth', 'disc_seq') and isinstance(obj.get('model'), Mapping):
         return _tensor_dict(obj['model'], f"{name} ['model']"), ()
     if layout == 'sdca':
@@ -228,6 +233,8 @@ def load_model(path, # a file written by `save_weights`
     obj = safe_load(path)
     if not isinstance(obj, Mapping) or obj.get('format') != 'udabench-v1':
         raise UdaError(f"{path}: not a udabench checkpoint (convert it with `udabench convert-checkpoint`)")
+    if not isinstance(obj.get('model_cfg'), Mapping):
+        raise UdaError(f"{path}: records no model config; build the model with build_model and call load_weights")
     cfg = from_dict(ModelCfg, {**obj['model_cfg'], 'init': None, **overrides}, 'model_cfg')
     model = build_model(cfg)
     load_weights(model, obj, 'udabench', name=str(path))
@@ -269,7 +276,8 @@ def infer_model_cfg(obj, # a loaded checkpoint
     if layout in ('disc_sim', 'disc_seq'):
         raise UdaError(f"this is a discriminator checkpoint ({LAYOUTS[layout]}): load it with load_weights(FCDiscriminator(n_cls), path)")
     fields = {k: v for k, v in fields.items() if v is not None}
-    if layout == 'udabench': return from_dict(ModelCfg, {**obj['model_cfg'], **fields, **({'name': name} if name else {})})
+    if layout == 'udabench' and isinstance(obj.get('model_cfg'), Mapping):
+        return from_dict(ModelCfg, {**obj['model_cfg'], **fields, **({'name': name} if name else {})})
     sd, _ = layout_state_dict(obj, layout)
     keys = set(sd)
     if name is None:
