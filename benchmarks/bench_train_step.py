@@ -10,7 +10,9 @@ every UDA step in udabench. Each variant runs in its own process, so peak memory
 
 Baseline 'fp32' runs with TF32 disabled (CUDA), so it is true fp32. On CUDA peak memory is
 `torch.cuda.max_memory_allocated`; on CPU it is the peak resident set size of the variant's process (includes the
-Python/torch baseline, printed separately as 'idle').
+Python/torch baseline, printed below the table). torch.compile is left out on CPU by default: compiling the ResNet-101
+forward and backward there takes many minutes (ask for it with --variants). On a machine busy with other work, pass
+--threads 1: oversubscribed OpenMP threads make step times erratic.
 """
 from __future__ import annotations
 import argparse, multiprocessing as mp, platform, resource, statistics, sys, time
