@@ -250,4 +250,4 @@ class SDCA(Method):
             terms[f'trg_{lvl}_pcl'] = pixel_contrastive_bound(t, mt, est.mean, est.var, c.tau)
         return terms
 
-METHODS.register('sdca', obj=SDCA)
+METHODS.register('sdca', obj=SDCA, overwrite=True)

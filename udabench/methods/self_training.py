@@ -67,4 +67,4 @@ class SelfTraining(Method):
         if self.use_src: terms['src_seg'] = seg_ce(out['src_logits'], batch['src_lbl'])
         return terms
 
-METHODS.register('self_training', obj=SelfTraining)
+METHODS.register('self_training', obj=SelfTraining, overwrite=True)

@@ -191,4 +191,4 @@ class SIM(Method):
         if pt is None: pt = upsample(out['trg_logits'].detach(), batch['trg_img'].shape[-2:]).float().softmax(1)
         return {'disc_src': bce_adv(self.disc(ps), 0.), 'disc_trg': bce_adv(self.disc(pt), 1.)}
 
-METHODS.register('sim', obj=SIM)
+METHODS.register('sim', obj=SIM, overwrite=True)

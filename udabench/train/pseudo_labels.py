@@ -18,8 +18,8 @@ from ..methods.sdca import skip_done
 
 # %% auto #0
 __all__ = ['SPATIAL_PRIORS', 'MaxProbHistogram', 'reference_thresholds', 'get_spatial_prior', 'spatial_prior_filter',
-           'generate_pseudo_labels', 'add_pseudo_label_args', 'load_model_checkpoint', 'pseudo_label_loader',
-           'run_pseudo_label']
+           'write_label_png', 'generate_pseudo_labels', 'add_pseudo_label_args', 'load_model_checkpoint',
+           'pseudo_label_loader', 'run_pseudo_label']
 
 # %% ../../nbs/12_train.pseudo_labels.ipynb #c005
 class MaxProbHistogram:
@@ -102,7 +102,7 @@ def _probs(model, img, size, flip:bool=False):
     scores = predict_scores(model, img, size, EvalCfg(size=None, flip=flip))
     return scores if flip else scores.softmax(1)
 
-def _atomic_png(path:Path, arr:np.ndarray):
+def write_label_png(path:Path, arr:np.ndarray):
     "Write the uint8 label map `arr` as a PNG at `path`, atomically (a crash never leaves a half-written file)."
     tmp = path.with_name(f'.{path.name}.tmp')
     write_png(tmp, arr); os.replace(tmp, path)
@@ -173,7 +173,7 @@ def generate_pseudo_labels(model:torch.nn.Module, # segmentation model (returns 
             for j, name in enumerate(b['name']):
                 lab = spatial_prior_filter(pl[j], mins) if mins is not None else pl[j]
                 f = out_dir/f'{name}.png'; f.parent.mkdir(parents=True, exist_ok=True)
-                _atomic_png(f, lab)
+                write_label_png(f, lab)
                 cov += torch.tensor([int((lab != IGNORE_INDEX).sum()), lab.size])
                 if gt is not None:
                     g = downsample_labels(gt[j:j + 1], size)[0].cpu()
