@@ -167,8 +167,10 @@ def _hints(rep:LoadReport, model) -> list:
     for p, opt in [('enc5_', 'depth_head'), ('enc4_', 'density_head')]:
         if any(k.startswith(p) for k in rep.unexpected): h.append(f"the checkpoint has the depth method's heads: set model.{opt}=true")
         if any(k.startswith(p) for k in rep.missing): h.append(f"the checkpoint has no {opt.replace('_', ' ')}: set model.{opt}=false")
-    if rep.mismatched and not h and len(rep.mismatched) > 8:
-        h.append("many shapes differ: is this checkpoint for another architecture (model.name, width, layers)?")
+    heads = ('layer5.', 'layer6.', 'classifier.', 'aux_classifier.', 'enc4_', 'enc5_', 'dec4.')
+    trunk = [k for k in rep.missing + rep.unexpected + [m[0] for m in rep.mismatched] if not k.startswith(heads)]
+    if len(trunk) > 8:
+        h.insert(0, "many backbone keys or shapes differ: is this checkpoint for another architecture (model.name, width, layers)?")
     return h
 
 def _unwrap_model(model:nn.Module) -> nn.Module:
