@@ -46,7 +46,8 @@ class BenchPreset:
     src_iters: int = 600        # source-only / oracle iterations
     uda_iters: int = 300        # adaptation iterations (from the source-only model)
     ssl_iters: int = 300        # self-training iterations
-    lr: float = 0.01            # SGD learning rate of every method (10x on the heads)
+    lr: float = 0.01            # SGD learning rate of every method
+    head_lr_mult: float = 1.0   # the seeds' 10x head rate is for a pretrained backbone; a from-scratch model diverges with it
     eval_every: int = 100
     width: int = 32             # small-model width
     seeds: int = 1
@@ -91,7 +92,7 @@ def embedded_config(method:str, # a name of `BENCH_METHODS` (or 'self_training')
                 trg_labels=(method == 'oracle'), pseudo_dir=pseudo_dir)
     model = dict(name='small', n_cls=19, width=p.width, multi_level=True, depth_head=True, density_head=True, init=init)
     n = iters or (p.src_iters if method in ('source_only', 'oracle') else p.ssl_iters if method in SSL_BASE else p.uda_iters)
-    train = dict(iter_max=n, lr=p.lr, eval_every=p.eval_every, ckpt_every=p.eval_every or n, log_every=10,
+    train = dict(iter_max=n, lr=p.lr, head_lr_mult=p.head_lr_mult, eval_every=p.eval_every, ckpt_every=p.eval_every or n, log_every=10,
                  tensorboard=False, progress=True)
     ev = dict(size=list(p.trg_size), label_res='input', miou='nanmean', protocol='embedded')
     m = {'name': base, **METHOD_SETTINGS.get(base, {}), **(method_args or {})}
