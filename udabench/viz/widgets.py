@@ -237,7 +237,8 @@ def _render(self:Explorer):
     # drawing only touches image-sized tensors: with one thread it takes 0.1 ms per op instead of up to 100 ms of thread
     # wake-ups when the cores are busy
     with _torch_threads(1): fig = self.figure()
-    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=self.dpi)
+    # fast PNG compression: the picture goes to a browser on the same machine, encoding time matters more than size
+    with _torch_threads(1): buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=self.dpi, pil_kwargs=dict(compress_level=1))
     self.view.value = buf.getvalue()
     self.last_render_s = time.perf_counter() - t0
     self.n_renders += 1
