@@ -24,7 +24,7 @@ from .experiments import Config, make_config, run_experiment, summarize, registe
 # %% auto #0
 __all__ = ['BENCH_METHODS', 'SSL_BASE', 'SSL_RULE', 'PRESETS', 'METHOD_SETTINGS', 'MODEL_NEEDS', 'BenchPreset', 'embedded_config',
            'PeakRSS', 'Bench', 'gain_checks', 'results_table', 'report_md', 'miou_figure', 'per_class_figure',
-           'add_bench_args', 'run_bench']
+           'embeddings_figure', 'add_bench_args', 'run_bench']
 
 # %% ../nbs/42_bench.ipynb #c005
 BENCH_METHODS = ('source_only', 'oracle', 'minent', 'advent', 'maxsquare', 'iw_maxsquare', 'iw_maxsquare_multi', 'oce',
@@ -245,6 +245,12 @@ class Bench:
         import matplotlib; import matplotlib.pyplot as plt
         fig, ax = miou_figure(res); fig.savefig(self.out/'miou.png', dpi=120, bbox_inches='tight'); plt.close(fig)
         fig, ax = per_class_figure(res); fig.savefig(self.out/'per_class_iou.png', dpi=120, bbox_inches='tight'); plt.close(fig)
+        chk = gain_checks(res)
+        best = max(chk, key=lambda m: chk[m]['gain']) if chk else None
+        if best and all((self.out/'runs'/f'{m}_s0'/'best.pth').exists() for m in ('source_only', best)):
+            fig, ax = embeddings_figure(self.root, self.out/'runs'/'source_only_s0'/'best.pth', self.out/'runs'/f'{best}_s0'/'best.pth',
+                                        best, self.p)
+            fig.savefig(self.out/'embeddings.png', dpi=110, bbox_inches='tight'); plt.close(fig)
 
 # %% ../nbs/42_bench.ipynb #c012
 def _bench_job(kw:dict, method:str, seed:int) -> dict:
@@ -337,7 +343,32 @@ def per_class_figure(res:dict):
     fig.colorbar(im, ax=ax, label='IoU (%)')
     return fig, ax
 
-# %% ../nbs/42_bench.ipynb #c019
+# %% ../nbs/42_bench.ipynb #c017
+def _small_samples(ds, n:int, size) -> list:
+    "The first `n` samples of `ds` resized to `size` (W,H): images bilinear, labels nearest."
+    import torch.nn.functional as F
+    out = []
+    for i in range(min(n, len(ds))):
+        s = ds[i]
+        img = F.interpolate(s['img'][None].float(), size=(size[1], size[0]), mode='bilinear', antialias=True, align_corners=False)
+        lbl = F.interpolate(s['lbl'][None, None].float(), size=(size[1], size[0]), mode='nearest')[0, 0].long()
+        out.append({'img': img[0].round().clamp(0, 255).to(torch.uint8), 'lbl': lbl})
+    return out
+
+def embeddings_figure(root, before, after, name:str, preset:BenchPreset=None, n_images:int=8, n_per_class:int=60, seed:int=0):
+    "t-SNE of target and source pixel features of the source-only model (`before`) and an adapted one (`after`), with numbers."
+    from udabench.viz.embeddings import collect_pixels, plot_adaptation
+    p = preset or PRESETS['quick']
+    cfg = embedded_config('source_only', root, preset=p)
+    ds = build_datasets(replace(cfg.data, trg_labels=True))
+    data = {'source': _small_samples(ds['src'], n_images, p.src_size), 'target': _small_samples(ds['test'], n_images, p.trg_size)}
+    sets = {}
+    for title, w in (('source only', before), (name, after)):
+        model = build_model(replace(cfg.model, init=None)); load_weights(model, w); model.eval()
+        sets[title] = collect_pixels(model, data, n_per_class=n_per_class, seed=seed)
+    return plot_adaptation(sets, method='tsne', seed=seed, lspace='cityscapes19')
+
+# %% ../nbs/42_bench.ipynb #c020
 def add_bench_args(p):
     g = p.add_mutually_exclusive_group()
     g.add_argument('--quick', action='store_const', const='quick', dest='mode', help='one seed (default; about 15 minutes on 2 CPU cores)')
