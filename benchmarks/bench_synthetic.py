@@ -3,7 +3,8 @@
 Per image and per domain: `render_scene` (layout and rasterisation), `shade` (appearance), and writing the files
 (source: GTA5 + SYNTHIA trees, 5 PNGs; target: Cityscapes, 3 PNGs). Then `generate` of a whole folder with 1 and 2
 worker processes (the output is byte-identical; only the time differs), with the folder's size on disk. Wall-clock
-and process CPU times; on a machine shared with other jobs compare rows of the same run.
+and process CPU times (the CPU time of `generate` with workers counts only the parent process); on a machine shared
+with other jobs the CPU times are the stable figures.
 Run: `python benchmarks/bench_synthetic.py [--quick] [--n N] [--size W]`.
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from udabench.data.synthetic import (render_scene, shade, domain_params, image_hw, make_sample, write_source,
-                                     write_target, cityscapes_stem, generate, DOMAIN_CODE)
+                                     write_target, cityscapes_stem, generate, make_folders, DOMAIN_CODE)
 
 
 def _timed(f):
@@ -26,18 +27,19 @@ def stage_rows(n:int, size:int, tmp:Path) -> list[dict]:
     for dom in ('src', 'trg'):
         p = domain_params('src' if dom == 'src' else 'trg')
         H, W = image_hw(dom, size)
-        t_scene = t_shade = t_write = 0.
+        t = {k: [0., 0.] for k in ('scene', 'appearance', 'files')}
+        def add(k, w, c): t[k][0] += w; t[k][1] += c
         for i in range(n):
             rng = np.random.default_rng([0, DOMAIN_CODE[dom], i])
-            (cv, cam), w, _ = _timed(lambda: render_scene(rng, p, H, W)); t_scene += w
-            _, w, _ = _timed(lambda: shade(cv, rng, p)); t_shade += w
+            (cv, cam), w, c = _timed(lambda: render_scene(rng, p, H, W)); add('scene', w, c)
+            _, w, c = _timed(lambda: shade(cv, rng, p)); add('appearance', w, c)
             s = make_sample(dom, i, size=size)
-            if dom == 'src': _, w, _ = _timed(lambda: write_source(tmp, i, s))
-            else: _, w, _ = _timed(lambda: write_target(tmp, 'train', cityscapes_stem('train', i), s))
-            t_write += w
-        for stage, t in (('scene', t_scene), ('appearance', t_shade), ('files', t_write)):
-            rows.append(dict(what=f'{dom} {stage}', images=n, size=f'{W}x{H}', wall_s=round(t, 3),
-                             ms_per_image=round(1000 * t / n, 2)))
+            if dom == 'src': _, w, c = _timed(lambda: write_source(tmp, i, s))
+            else: _, w, c = _timed(lambda: write_target(tmp, 'train', cityscapes_stem('train', i), s))
+            add('files', w, c)
+        for stage, (w, c) in t.items():
+            rows.append(dict(what=f'{dom} {stage}', images=n, size=f'{W}x{H}', wall_s=round(w, 3), cpu_s=round(c, 3),
+                             cpu_ms_per_image=round(1000 * c / n, 2)))
     return rows
 
 
@@ -49,8 +51,7 @@ def folder_rows(n:int, size:int, tmp:Path) -> list[dict]:
         _, w, c = _timed(lambda: generate(out, workers=workers, **kw))
         mb = sum(f.stat().st_size for f in out.rglob('*') if f.is_file()) / 2**20
         rows.append(dict(what=f'generate, {workers} worker(s)', images=total, size=f'{size} wide', wall_s=round(w, 2),
-                         ms_per_image=round(1000 * w / total, 2), images_per_s=round(total / w, 1),
-                         parent_cpu_s=round(c, 2), disk_mb=round(mb, 1)))
+                         images_per_s=round(total / w, 1), parent_cpu_s=round(c, 2), disk_mb=round(mb, 1)))
     return rows
 
 
@@ -70,7 +71,7 @@ def main(argv=None) -> list[dict]:
     tmp = Path(tempfile.mkdtemp())
     try:
         make_sample('trg', 0, size=a.size)   # warm-up: loads the photo textures
-        rows = stage_rows(n, a.size, tmp/'stages')
+        make_folders(tmp/"stages"); rows = stage_rows(n, a.size, tmp/"stages")
         print(f'synthetic data, per stage ({n} images per domain):'); _table(rows)
         frows = folder_rows(n, a.size, tmp)
         print('whole folders (source + target train/heldout/val):'); _table(frows)
