@@ -11,8 +11,10 @@ a per-class domain offset and Gaussian noise, class-balanced as `udabench.viz.em
   slider, model dropdown, map buttons) until the new PNG is in the view, with an embedding of about N points
   (computed by PCA, since only the drawing is timed).
 Times are wall-clock and process CPU seconds. Run: `python benchmarks/bench_embeddings.py [--quick] [--n N] [--dim D]
-[--skip sklearn,opentsne,umap,metrics,explorer]`. The default size takes about 4 minutes on 2 cores (scikit-learn's t-SNE
-alone about 2); `--quick` (2,000 points) well under a minute.
+[--skip sklearn,opentsne,umap,metrics,explorer]`. The default size needs about 5.5 CPU-minutes (scikit-learn's t-SNE
+alone nearly 3), so 3 to 5 minutes on an idle 2-core machine: more than the 2 minutes other benchmarks keep to, because
+20,000 pixels is the size people embed; `--skip sklearn` saves most of it. `--quick` (2,000 points) needs about one
+CPU-minute. On a machine shared with other jobs, compare the cpu_s column: wall times then grow with the load.
 """
 from __future__ import annotations
 import argparse, multiprocessing as mp, os, statistics, time
