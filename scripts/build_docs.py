@@ -58,7 +58,7 @@ nbdev runs such cells for the API docs, without the cells before them.
 """
 from __future__ import annotations
 import argparse, base64, concurrent.futures as cf, hashlib, html, io, json, multiprocessing as mp, os, re, shutil
-import signal, sys, time, traceback, warnings
+import ast, signal, sys, time, traceback, warnings
 from configparser import ConfigParser
 from pathlib import Path
 
@@ -285,7 +285,7 @@ def _doc_procs(nb_stem:str, mode:str, exec_names:set, tst_flags:set, readme:bool
             if self.full and hasattr(self, 'k'): self.nb.has_docs_ = True
 
         def __call__(self, cell):
-            if not self.full: return super().__call__(cell)
+            if not self.full: return self.api_cell(cell)
             if not hasattr(self, 'k') or cell.cell_type != 'code' or not cell.source: return
             if 'nbdev_export' + '()' in cell.source: return
             d = cell.directives_ or {}
@@ -294,6 +294,23 @@ def _doc_procs(nb_stem:str, mode:str, exec_names:set, tst_flags:set, readme:bool
             self.k.cell(cell)
             if self.k.exc:
                 raise Exception(f'Error in cell {cell.idx_}:\n{cell.source}\n{self.k.exc!r}') from self.k.exc
+
+        def api_cell(self, cell):
+            "API-docs mode: nbdev's rule, except that flagged cells (slow, gpu, realdata) never run and a cell that mixes"
+            " imports with other code runs only its imports (nbdev would run the whole cell out of its context)."
+            d = cell.directives_ or {} if cell.cell_type == 'code' else {}
+            if set(d) & tst_flags: return
+            if cell.cell_type != 'code' or not cell.source or set(d) & {'export', 'exports', 'exporti', 'exec_doc'}:
+                return super().__call__(cell)
+            try: trees = cell.parsed_()
+            except Exception: trees = None
+            imps = [n for t in (trees or []) for n in ast.walk(t) if isinstance(n, (ast.Import, ast.ImportFrom))]
+            others = [n for t in (trees or []) for n in (t.body if isinstance(t, ast.Module) else [t])
+                      if not isinstance(n, (ast.Import, ast.ImportFrom))]
+            if not imps or not others or _show_docs(trees or []): return super().__call__(cell)
+            if not self.nb.has_docs_ or not hasattr(self, 'k'): return
+            self.k.run_cell('\n'.join(ast.unparse(n) for n in imps))
+            if self.k.exc: raise Exception(f'Error in the imports of cell {cell.idx_}:\n{cell.source}') from self.k.exc
 
     procs = list(FilterDefaults().procs())
     swap = {add_show_docs: add_show_docs_in_order, exec_show_docs: exec_docs}
