@@ -12,15 +12,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from PIL import Image
 import yaml
 from sklearn.mixture import GaussianMixture
+from threadpoolctl import threadpool_limits
 from ..core import UdaError, IGNORE_INDEX, atomic_write_text, safe_load, logger
 
 # %% auto #0
-__all__ = ['GMM_FORMAT', 'pil_nearest_index', 'to_grid', 'grid_coords', 'deeplab_grid', 'gmm_density', 'squash_density',
-           'ClassGMM', 'load_gmm', 'GridPointSampler', 'fit_class_gmms', 'fit_gmms_from_dataset', 'source_density_maps',
-           'select_source_density', 'source_density_target', 'reference_source_density', 'target_density_target',
-           'density_map_path', 'read_density_maps', 'generate_density_maps']
+__all__ = ['GMM_FORMAT', 'pil_nearest_index', 'to_grid', 'grid_coords', 'deeplab_grid', 'gmm_density', 'grid_density',
+           'grid_class_density', 'squash_density', 'ClassGMM', 'load_gmm', 'GridPointSampler', 'fit_class_gmms',
+           'fit_gmms_from_dataset', 'source_density_maps', 'select_source_density', 'source_density_target',
+           'reference_source_density', 'target_density_target', 'density_map_path', 'read_density_maps',
+           'generate_density_maps']
 
 # %% ../../nbs/26a_methods.depth_density.ipynb #c005
 def pil_nearest_index(n_in:int, # input length (pixels)
@@ -59,9 +62,9 @@ def _params(gmm) -> tuple:
     "(mu, var, pi) of a `ClassGMM` or of a (mu, var, pi) tuple."
     return (gmm.mu, gmm.var, gmm.pi) if hasattr(gmm, 'mu') else tuple(gmm)
 
-def _logpdf(p:Tensor, mu:Tensor, var:Tensor) -> Tensor:
-    "Sum over the last axis of the 1-D normal log-densities of `p` (…,3) under `mu`, `var` (…,3)."
-    return (-0.5 * (p - mu) ** 2 / var - 0.5 * torch.log(2 * math.pi * var)).sum(-1)
+def _log_weight(mu:Tensor, var:Tensor, pi:Tensor) -> Tensor: # (K,M)
+    "log π − ½ Σ log(2π σ²) of every component: the part of the log-density that does not depend on the point."
+    return torch.log(pi) - 0.5 * torch.log(2 * math.pi * var).sum(-1)      # π = 0 gives −inf, i.e. density 0
 
 def gmm_density(gmm, # a `ClassGMM` or (mu (K,M,3), var (K,M,3), pi (K,M))
                 x:Tensor, y:Tensor, d:Tensor, # broadcastable column, row and inverse-depth tensors
@@ -74,14 +77,45 @@ def gmm_density(gmm, # a `ClassGMM` or (mu (K,M,3), var (K,M,3), pi (K,M))
     if cls is not None: x, y, d, cls = torch.broadcast_tensors(x, y, d, torch.as_tensor(cls, device=dev))
     else: x, y, d = torch.broadcast_tensors(x, y, d)
     p = torch.stack([x, y, d], -1)[..., None, :]                     # (…,1,3)
+    lw = _log_weight(mu, var, pi)                                     # (K,M)
     if cls is None:
         K, nd = len(mu), p.dim() - 2
         m = mu.reshape(K, *[1] * nd, *mu.shape[1:]); v = var.reshape(K, *[1] * nd, *var.shape[1:])
-        w = pi.reshape(K, *[1] * nd, pi.shape[1])
-        return (w * _logpdf(p[None], m, v).exp()).sum(-1)
+        return (lw.reshape(K, *[1] * nd, lw.shape[1]) - 0.5 * ((p[None] - m) ** 2 / v).sum(-1)).exp().sum(-1)
     k = cls.long().clamp(0, len(mu) - 1)
-    g = (pi[k] * _logpdf(p, mu[k], var[k]).exp()).sum(-1)
+    g = (lw[k] - 0.5 * ((p - mu[k]) ** 2 / var[k]).sum(-1)).exp().sum(-1)
     return torch.where((cls >= 0) & (cls < len(mu)), g, torch.zeros((), dtype=g.dtype, device=dev))
+
+def grid_density(gmm, # a `ClassGMM` or (mu, var, pi)
+                 grid, # (h,w) feature grid
+                 d:float=0. # one inverse depth for every cell
+                ) -> Tensor: # (K,h,w) float64
+    "G_k(x, y, d) of every class at every cell of `grid` for one depth `d`, from the separable form Σ_m π N(d) N(y) N(x)."
+    mu, var, pi = _params(gmm)
+    h, w = (int(v) for v in grid)
+    def pdf(v, i): return torch.exp(-0.5 * (v - mu[..., i, None]) ** 2 / var[..., i, None]) / torch.sqrt(2 * math.pi * var[..., i, None])
+    ax = lambda n: torch.arange(n, dtype=torch.float64, device=mu.device)
+    nd = pdf(torch.tensor([float(d)], dtype=torch.float64, device=mu.device), 2)[..., 0]           # (K,M)
+    return torch.einsum('km,kmy,kmx->kyx', pi * nd, pdf(ax(h), 1), pdf(ax(w), 0))
+
+def grid_class_density(gmm, # a `ClassGMM` or (mu, var, pi)
+                       cls:Tensor, # (…,h,w) class of each grid cell
+                       d:Tensor # (…,h,w) inverse depth of each grid cell
+                      ) -> Tensor: # (…,h,w) float64; 0 where `cls` is not a class
+    "`gmm_density` at the cells of a grid (x, y = column, row) for the class `cls` of each cell, with per-axis tables."
+    mu, var, pi = _params(gmm)
+    K, (h, w) = len(mu), cls.shape[-2:]
+    ax = lambda n: torch.arange(n, dtype=torch.float64, device=mu.device)
+    q = lambda v, i: (-0.5 * (v - mu[..., i, None]) ** 2 / var[..., i, None]).transpose(1, 2)        # (K,n,M)
+    k = cls.to(mu.device).long().clamp(0, K - 1)
+    iy, ix = torch.arange(h, device=mu.device)[:, None], torch.arange(w, device=mu.device)[None, :]
+    lw, qy, qx = _log_weight(mu, var, pi), q(ax(h), 1), q(ax(w), 0)
+    if k.numel() >= K * h * w:   # several images: one (K,h,w,M) table of the terms that do not depend on d, one gather per cell
+        e = (lw[:, None, None] + qy[:, :, None] + qx[:, None, :])[k, iy, ix]
+    else: e = lw[k] + qy[k, iy] + qx[k, ix]
+    md = torch.stack([mu[..., 2], var[..., 2]], -1)[k]                                             # (…,h,w,M,2)
+    g = (e - 0.5 * (d.to(device=mu.device, dtype=torch.float64)[..., None] - md[..., 0]) ** 2 / md[..., 1]).exp().sum(-1)
+    return torch.where((cls >= 0) & (cls < K), g.to(cls.device), torch.zeros((), dtype=g.dtype, device=cls.device))
 
 def squash_density(g:Tensor, # densities G (any shape)
                    scale:float=1e6 # the reference's factor
@@ -260,7 +294,12 @@ def fit_class_gmms(points:Sequence, # per class an (n,3) array of (x, y, inverse
         s = np.where(s > 0, s, 1.0)
         q = (p - c) / s
         n = min(M, len(np.unique(q, axis=0)))
-        gm = GaussianMixture(n, covariance_type='diag', reg_covar=reg_covar, max_iter=max_iter, random_state=seed).fit(q)
+        if n == 1:   # one distinct point (or one point): the single Gaussian sklearn would give, which needs two samples
+            mu[k, 0], var[k, 0], pi[k, 0] = p.mean(0), (q.var(0) + reg_covar) * s ** 2, 1.
+            info['converged'].append(True); continue
+        # one thread: with torch loaded, two OpenMP runtimes busy-wait against each other (40x slower on 2 cores)
+        with threadpool_limits(1):
+            gm = GaussianMixture(n, covariance_type='diag', reg_covar=reg_covar, max_iter=max_iter, random_state=seed).fit(q)
         o = np.argsort(-gm.weights_, kind='stable')
         mu[k, :n], var[k, :n], pi[k, :n] = gm.means_[o] * s + c, gm.covariances_[o] * s ** 2, gm.weights_[o]
         info['converged'].append(bool(gm.converged_))
@@ -311,15 +350,18 @@ def source_density_maps(gmm, # a `ClassGMM` or (mu, var, pi)
                         grid # (h,w) feature grid
                        ) -> Tensor: # (B,K,h,w) float64 raw G
     "The source density maps: G_k on the grid with the class-masked inverse depth, for every class."
-    mu, var, pi = _params(gmm)
+    mu = _params(gmm)[0]
     lbl, depth = _bhw(lbl, 'labels'), _bhw(depth, 'depth')
     if lbl.shape != depth.shape: raise UdaError(f"source_density_maps: labels {tuple(lbl.shape)} and depth {tuple(depth.shape)} differ")
-    lb, dg = to_grid(lbl.to(mu.device), grid), to_grid(depth.to(mu.device).double(), grid)      # (B,h,w)
+    lb, dg = to_grid(lbl.to(mu.device), grid).long(), to_grid(depth.to(mu.device), grid).double()     # (B,h,w)
     x, y = grid_coords(grid, mu.device)
-    zero = torch.zeros((), dtype=torch.float64, device=mu.device)
-    # one class at a time: memory B·h·w·M, whatever the number of classes
-    return torch.stack([gmm_density((mu[k:k + 1], var[k:k + 1], pi[k:k + 1]), x, y, torch.where(lb == k, dg, zero))[0]
-                        for k in range(len(mu))], 1)
+    K = len(mu)
+    # a cell's masked depth is 0 for every class but its own: G_k(x, y, 0) is one (K,h,w) table for all images,
+    # and only the labelled class needs the cell's depth
+    g0 = grid_density(gmm, grid, 0.)                                                           # (K,h,w)
+    k = lb.clamp(0, K - 1)
+    own = torch.where((lb >= 0) & (lb < K), grid_class_density(gmm, lb, dg), g0[k, y.long(), x.long()])  # ignored cells keep G_k(x,y,0)
+    return g0[None].repeat(len(lb), 1, 1, 1).scatter_(1, k[:, None], own[:, None])
 
 def select_source_density(maps:Tensor, # (B,K,h,w) raw G (cached maps)
                           pred:Tensor, # (B,h,w) predicted classes
@@ -336,11 +378,10 @@ def source_density_target(gmm, # a `ClassGMM` or (mu, var, pi)
     mu = _params(gmm)[0]
     lbl, depth = _bhw(lbl, 'labels'), _bhw(depth, 'depth')
     grid = tuple(pred.shape[-2:])
-    lb, dg = to_grid(lbl.to(mu.device), grid), to_grid(depth.to(mu.device).double(), grid)
+    lb, dg = to_grid(lbl.to(mu.device), grid), to_grid(depth.to(mu.device), grid).double()
     p = pred.to(mu.device).long()
     d = torch.where(lb == p, dg, torch.zeros((), dtype=torch.float64, device=mu.device))
-    x, y = grid_coords(grid, mu.device)
-    return squash_density(gmm_density(gmm, x, y, d, cls=p), scale)[:, None].float()
+    return squash_density(grid_class_density(gmm, p, d), scale)[:, None].float()
 
 # %% ../../nbs/26a_methods.depth_density.ipynb #c029
 def reference_source_density(gmm, # a `ClassGMM` or (mu, var, pi)
@@ -350,7 +391,6 @@ def reference_source_density(gmm, # a `ClassGMM` or (mu, var, pi)
                              density=None # fn(k, x, y, d) -> G_k; a pure-Python mixture when None
                             ) -> np.ndarray: # (K,h,w) float64
     "The reference's per-pixel loop: PIL-resized class-masked depth, then G_k cell by cell."
-    from PIL import Image
     mu, var, pi = (t.cpu().numpy().tolist() for t in _params(gmm))
     def _py(k, x, y, d):
         g = 0.0
@@ -380,8 +420,7 @@ def target_density_target(gmm, # a `ClassGMM` or (mu, var, pi)
     if pred.dim() == 4: pred = pred.argmax(1)
     d = _bhw(depth, 'depth').to(mu.device).double()
     if tuple(pred.shape) != tuple(d.shape): raise UdaError(f"target_density_target: prediction {tuple(pred.shape)} and depth {tuple(d.shape)} differ")
-    x, y = grid_coords(d.shape[-2:], mu.device)
-    g = gmm_density(gmm, x, y, d, cls=pred.to(mu.device).long())
+    g = grid_class_density(gmm, pred.to(mu.device).long(), d)
     return squash_density(torch.where(d > 0, g, torch.zeros((), dtype=g.dtype, device=g.device)), scale)[:, None].float()
 
 # %% ../../nbs/26a_methods.depth_density.ipynb #c037
@@ -417,7 +456,7 @@ def generate_density_maps(ds, # source dataset opened with `depth=True`
                           out_dir, # where `<name>.npy` and density_maps.json go
                           gmm:ClassGMM, grid, # the mixtures and the feature grid
                           workers:int=0, max_images:Optional[int]=None, # stop after this many new maps
-                          batch:int=8) -> dict: # images evaluated together
+                          batch:int=32) -> dict: # images evaluated together
     "Write the raw source density maps (K,h,w) of every image of `ds` to `out_dir`, skipping those already written."
     out_dir, grid = Path(out_dir), tuple(int(v) for v in grid)
     out_dir.mkdir(parents=True, exist_ok=True)
