@@ -22,9 +22,9 @@ from .train.pseudo_labels import generate_pseudo_labels
 from .experiments import Config, make_config, run_experiment, summarize, register_methods
 
 # %% auto #0
-__all__ = ['BENCH_METHODS', 'SSL_BASE', 'SSL_RULE', 'PRESETS', 'METHOD_SETTINGS', 'MODEL_NEEDS', 'BenchPreset', 'embedded_config',
-           'PeakRSS', 'Bench', 'gain_checks', 'results_table', 'report_md', 'miou_figure', 'per_class_figure',
-           'embeddings_figure', 'add_bench_args', 'run_bench']
+__all__ = ['BENCH_METHODS', 'SSL_BASE', 'SSL_RULE', 'PRESETS', 'METHOD_SETTINGS', 'DATA_SETTINGS', 'BenchPreset',
+           'embedded_config', 'PeakRSS', 'Bench', 'gain_checks', 'results_table', 'report_md', 'miou_figure',
+           'per_class_figure', 'embeddings_figure', 'add_bench_args', 'run_bench']
 
 # %% ../nbs/42_bench.ipynb #c005
 BENCH_METHODS = ('source_only', 'oracle', 'minent', 'advent', 'maxsquare', 'iw_maxsquare', 'iw_maxsquare_multi', 'oce',
@@ -74,7 +74,9 @@ METHOD_SETTINGS = {
     'depth_distribution': {},
     'self_training': {},
 }
-MODEL_NEEDS = {'depth_distribution': dict(src_args={'depth': True})}
+# the depth method's class densities live on one feature grid: it trains the target at the source size (as the seed
+# resizes Cityscapes to SYNTHIA's 1280x760); evaluation stays at the common protocol size
+DATA_SETTINGS = {'depth_distribution': lambda p: dict(trg_size=list(p.src_size))}
 
 # %% ../nbs/42_bench.ipynb #c009
 def embedded_config(method:str, # a name of `BENCH_METHODS` (or 'self_training')
@@ -90,6 +92,7 @@ def embedded_config(method:str, # a name of `BENCH_METHODS` (or 'self_training')
                 src_size=list(p.src_size), trg_size=list(p.trg_size), eval_size=list(p.trg_size), norm='imagenet',
                 flip=0.5, trg_flip=0.5, bs_src=p.bs, bs_trg=p.bs, workers=0, src_args={'depth': True, 'inst': True},
                 trg_labels=(method == 'oracle'), pseudo_dir=pseudo_dir)
+    if base in DATA_SETTINGS: data.update(DATA_SETTINGS[base](p))
     model = dict(name='small', n_cls=19, width=p.width, multi_level=True, depth_head=True, density_head=True, init=init)
     n = iters or (p.src_iters if method in ('source_only', 'oracle') else p.ssl_iters if method in SSL_BASE else p.uda_iters)
     train = dict(iter_max=n, lr=p.lr, head_lr_mult=p.head_lr_mult, eval_every=p.eval_every, ckpt_every=p.eval_every or n, log_every=10,
