@@ -24,7 +24,7 @@ from .experiments import Config, make_config, run_experiment, summarize, registe
 # %% auto #0
 __all__ = ['BENCH_METHODS', 'SSL_BASE', 'SSL_RULE', 'PRESETS', 'METHOD_SETTINGS', 'DATA_SETTINGS', 'BenchPreset',
            'embedded_config', 'PeakRSS', 'Bench', 'gain_checks', 'results_table', 'report_md', 'miou_figure',
-           'per_class_figure', 'embeddings_figure', 'add_bench_args', 'run_bench']
+           'per_class_figure', 'embeddings_figure', 'depth_density_figure', 'add_bench_args', 'run_bench']
 
 # %% ../nbs/42_bench.ipynb #c005
 BENCH_METHODS = ('source_only', 'oracle', 'minent', 'advent', 'maxsquare', 'iw_maxsquare', 'iw_maxsquare_multi', 'oce',
@@ -71,7 +71,10 @@ METHOD_SETTINGS = {
     'oce': {},
     'sdca': {},
     'sim': {},
-    'depth_distribution': {},
+    # the seed's squashing 255·(1−exp(−1e6·G)) is tuned to its 161×96 grid and SYNTHIA's inverse depths; on the embedded
+    # 16×9 grid with inverse depths below 130 the class densities G are ~1e5 times larger and 1e6 saturates every cell
+    # at 255 (no signal); a scale of 10 maps the median source class density (0.077, measured) to about 0.5
+    'depth_distribution': {'density_scale': 10.0},
     'self_training': {},
 }
 # the depth method's class densities live on one feature grid: it trains the target at the source size (as the seed
@@ -254,6 +257,10 @@ class Bench:
             fig, ax = embeddings_figure(self.root, self.out/'runs'/'source_only_s0'/'best.pth', self.out/'runs'/f'{best}_s0'/'best.pth',
                                         best, self.p)
             fig.savefig(self.out/'embeddings.png', dpi=110, bbox_inches='tight'); plt.close(fig)
+        d = self.out/'runs'/'depth_distribution_s0'
+        if (d/'best.pth').exists() and (d/'gmm.json').exists():
+            fig, ax = depth_density_figure(self.root, d/'best.pth', d/'gmm.json', self.p)
+            fig.savefig(self.out/'depth_density.png', dpi=110, bbox_inches='tight'); plt.close(fig)
 
 # %% ../nbs/42_bench.ipynb #c012
 def _bench_job(kw:dict, method:str, seed:int) -> dict:
@@ -371,7 +378,33 @@ def embeddings_figure(root, before, after, name:str, preset:BenchPreset=None, n_
         sets[title] = collect_pixels(model, data, n_per_class=n_per_class, seed=seed)
     return plot_adaptation(sets, method='tsne', seed=seed, lspace='cityscapes19')
 
-# %% ../nbs/42_bench.ipynb #c020
+# %% ../nbs/42_bench.ipynb #c018
+def depth_density_figure(root, weights, gmm_file, preset:BenchPreset=None, index:int=0):
+    "A source image's density map from its ground-truth classes and depth under the fitted class GMMs, beside the adapted model's density-head prediction on a target image."
+    from udabench.methods.depth_density import load_gmm, target_density_target, to_grid
+    from udabench.viz.core import model_input
+    from udabench.viz.depth import compare_densities
+    p = preset or PRESETS['quick']
+    cfg = embedded_config('depth_distribution', root, preset=p)
+    ds = build_datasets(replace(cfg.data, trg_labels=True))
+    gmm = load_gmm(gmm_file)
+    model = build_model(replace(cfg.model, init=None)); load_weights(model, weights); model.eval()
+    s = _small_samples(ds['src'], index + 1, p.src_size)[index]
+    t = _small_samples(ds['test'], index + 1, p.src_size)[index]
+    import torch.nn.functional as F
+    raw = ds['src'][index]['depth'].float()
+    dep = F.interpolate(raw[None], size=(p.src_size[1], p.src_size[0]), mode='nearest')[0]
+    with torch.no_grad():
+        os_, ot = model(model_input(s['img'], model.norm)[None]), model(model_input(t['img'], model.norm)[None])
+    grid = tuple(os_['logits'].shape[-2:])
+    scale = cfg.method.density_scale
+    src_map = target_density_target(gmm, to_grid(s['lbl'], grid)[None], to_grid(dep, grid)[None], scale)[0, 0]
+    items = {'source: GMM density of the true class and depth': (s['img'], src_map),
+             'source: predicted density': (s['img'], os_['density'][0, 0]),
+             'target: predicted density': (t['img'], ot['density'][0, 0])}
+    return compare_densities(items)
+
+# %% ../nbs/42_bench.ipynb #c021
 def add_bench_args(p):
     g = p.add_mutually_exclusive_group()
     g.add_argument('--quick', action='store_const', const='quick', dest='mode', help='one seed (default; about 15 minutes on 2 CPU cores)')
