@@ -20,7 +20,7 @@ from .evaluate import EvalCfg, evaluate
 from .metrics import per_class_table
 from .methods.base import MethodCfg
 from .train.core import TrainCfg, Trainer
-from .train.callbacks import default_callbacks, EvalCallback
+from .train.callbacks import default_callbacks, EvalCallback, TensorBoardCallback
 from .train.distributed import init_distributed, wrap_distributed, ShardedStream, is_main, unwrap, dist_env
 
 # %% auto #0
@@ -139,6 +139,9 @@ def run_experiment(cfg:Config, resume:bool=False, run_dir=None, callbacks:list=N
         evaluators['val'] = make_evaluator(cfg, 'val', ds, device)
         if 'test' in ds: evaluators['test'] = make_evaluator(cfg, 'test', ds, device)
     cbs = default_callbacks(cfg.train, progress_desc=cfg.method.name) if is_main() else []
+    for c in cbs:  # image summaries (image / prediction / label / entropy) of the first selection images
+        if isinstance(c, TensorBoardCallback):
+            c.sample, c.space, c.norm = next(iter(eval_loader(cfg.data, 'val', ds, bs=4, workers=0))), get_space(cfg.data.label_space), cfg.data.norm
     if not cfg.select: cbs = [c for c in cbs if not isinstance(c, EvalCallback)]
     for c in cbs:  # e.g. mIoU-13 selects 16-class SYNTHIA models, as in MaxSquare and UDAclustering
         if isinstance(c, EvalCallback): c.metric = cfg.eval.select.get(cfg.model.n_cls, 'miou')

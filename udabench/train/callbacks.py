@@ -11,8 +11,8 @@ from ..core import atomic_save, atomic_write_text, logger, UdaError
 from .core import Callback, Trainer
 
 # %% auto #0
-__all__ = ['model_weights', 'EvalCallback', 'CheckpointCallback', 'JsonlLogger', 'TensorBoardCallback', 'ProgressBar',
-           'default_callbacks']
+__all__ = ['model_weights', 'EvalCallback', 'CheckpointCallback', 'JsonlLogger', 'summary_images', 'TensorBoardCallback',
+           'ProgressBar', 'default_callbacks']
 
 # %% ../../nbs/11_train.callbacks.ipynb #c005
 def model_weights(trainer:Trainer) -> dict:
@@ -79,10 +79,32 @@ class JsonlLogger(Callback):
         self._write(trainer, {'kind': 'eval', 'it': trainer.it, 'split': split,
                               **{k: v for k, v in res.items() if isinstance(v, (int, float, dict))}})
 
+def summary_images(model, # segmentation model (returns `logits`)
+                   batch:dict, # an evaluation batch: 'img' (N,3,H,W) normalised, 'lbl' (N,H,W)
+                   space, # the `LabelSpace` (colours)
+                   norm:str) -> torch.Tensor: # the model's input normalisation
+    "(3N,3,H,W) uint8 rows image / prediction / label / entropy for image summaries."
+    from udabench.data.transforms import denormalize
+    from udabench.losses import entropy_map
+    import torch.nn.functional as F
+    was = model.training; model.eval()
+    try:
+        with torch.no_grad():
+            x = batch['img'].to(next(model.parameters()).device)
+            lg = F.interpolate(model(x)['logits'].float(), size=x.shape[-2:], mode='bilinear', align_corners=True)
+    finally: model.train(was)
+    img = denormalize(x, norm)
+    pred = torch.stack([torch.from_numpy(space.colorize(p)).permute(2, 0, 1) for p in lg.argmax(1).cpu()])
+    lbl = batch['lbl'] if batch['lbl'].shape[-2:] == x.shape[-2:] else F.interpolate(batch['lbl'][:, None].float(), size=x.shape[-2:], mode='nearest')[:, 0].long()
+    gt = torch.stack([torch.from_numpy(space.colorize(l)).permute(2, 0, 1) for l in lbl.cpu()])
+    ent = (255 * entropy_map(lg, normalize=True)).round().clamp(0, 255).to(torch.uint8).cpu()[:, None].expand(-1, 3, -1, -1)
+    return torch.cat([img, pred, gt, ent])
+
 class TensorBoardCallback(Callback):
-    "Scalars of every loss term, the learning rate and evaluation metrics in `run_dir/tb`."
+    "Scalars of every loss term, the learning rate and evaluation metrics in `run_dir/tb`; image summaries at evaluation."
     order = 31
-    def __init__(self, every:int=10): self.every, self.writer = every, None
+    def __init__(self, every:int=10, sample:dict=None, space=None, norm:str='caffe'):
+        self.every, self.writer, self.sample, self.space, self.norm = every, None, sample, space, norm
     def before_fit(self, trainer):
         if trainer.run_dir is None: return
         from torch.utils.tensorboard import SummaryWriter
@@ -97,6 +119,8 @@ class TensorBoardCallback(Callback):
             if isinstance(v, (int, float)): self.writer.add_scalar(f'{split}/{k}', v, trainer.it)
         for c, v in (res.get('per_class_iou') or {}).items():
             if v == v: self.writer.add_scalar(f'{split}_iou/{c}', v, trainer.it)
+        if self.sample is not None and self.space is not None:
+            self.add_images(f'{split}/image_prediction_label_entropy', summary_images(trainer.method.model, self.sample, self.space, self.norm), trainer.it)
     def add_images(self, tag:str, imgs, it:int):
         "Write a (N,3,H,W) uint8 grid (prediction / label / entropy summaries)."
         if self.writer is not None: self.writer.add_images(tag, imgs, it, dataformats='NCHW')
