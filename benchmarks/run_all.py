@@ -151,7 +151,7 @@ def fmt(v) -> str:
     "A table cell: floats to 4 significant digits, containers as compact JSON, '|' escaped."
     if isinstance(v, bool) or v is None: s = str(v)
     elif isinstance(v, float):
-        s = 'nan' if math.isnan(v) else f'{v:.4g}' if abs(v) < 1e6 else f'{v:.3e}'
+        s = ('nan' if math.isnan(v) else f'{v:.4g}' if abs(v) < 1000 else f'{v:.0f}' if abs(v) < 1e12 else f'{v:.3e}')
     elif isinstance(v, (list, dict, tuple)): s = json.dumps(v, separators=(',', ':'), default=str)
     else: s = str(v)
     return s.replace('|', '\\|').replace('\n', ' ')
