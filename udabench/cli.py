@@ -18,7 +18,7 @@ COMMANDS = {
     'bench':              ('udabench.bench', 'Run the embedded benchmark: every method on the synthetic domain shift.'),
     'check-data':         ('udabench.data.check', 'Validate a dataset root (counts, missing files, sizes, encodings).'),
     'synth':              ('udabench.data.synthetic', 'Write the embedded synthetic domain-shift dataset in the original formats.'),
-    'pseudo-label':       ('udabench.train.pseudo_labels', 'Generate pseudo-labels for a target set in two streaming passes.'),
+    'pseudo-label':       ('udabench.experiments', 'Generate pseudo-labels for a target set in two streaming passes.'),
     'density-maps':       ('udabench.methods.depth_distribution', 'Fit the class GMMs and cache the source density maps of the depth method.'),
     'convert-checkpoint': ('udabench.models.checkpoints', "Convert a published checkpoint into udabench's format."),
 }

@@ -21,12 +21,14 @@ from .metrics import per_class_table
 from .methods.base import MethodCfg
 from .train.core import TrainCfg, Trainer
 from .train.callbacks import default_callbacks, EvalCallback, TensorBoardCallback
+from .train.pseudo_labels import (add_pseudo_label_args, load_model_checkpoint, pseudo_label_loader,
+                                          generate_pseudo_labels, SPATIAL_PRIORS)
 from .train.distributed import init_distributed, wrap_distributed, ShardedStream, is_main, unwrap, dist_env
 
 # %% auto #0
 __all__ = ['METHOD_MODULES', 'register_methods', 'Config', 'load_experiment', 'make_config', 'check_config', 'build_method',
            'make_evaluator', 'environment', 'run_experiment', 'evaluate_checkpoint', 'summarize', 'run_seeds',
-           'add_train_args', 'run_train', 'add_eval_args', 'run_eval']
+           'add_train_args', 'run_train', 'add_eval_args', 'run_eval', 'run_pseudo_label']
 
 # %% ../nbs/40_experiments.ipynb #c005
 METHOD_MODULES = ('source_only', 'minent', 'maxsquare', 'oce', 'sdca', 'sim', 'self_training', 'depth_distribution')
@@ -229,4 +231,24 @@ def run_eval(args) -> int:
     print(per_class_table(res['per_class_iou']))
     print(' '.join(f'{k} {v:.2f}' for k, v in res.items() if k.startswith('miou')))
     if args.json: atomic_write_text(args.json, json.dumps(res, indent=1, default=str))
+    return 0
+
+# %% ../nbs/40_experiments.ipynb #c018
+def run_pseudo_label(args) -> int:
+    "`udabench pseudo-label`: build the model of `--config`, load `--checkpoint`, write pseudo-labels to `--out`."
+    cfg = load_experiment(args.config, args.overrides)
+    check_config(cfg)
+    device = get_device(cfg.device)
+    model = build_model(replace(cfg.model, init=None))
+    load_model_checkpoint(model, args.checkpoint)
+    prior = args.spatial_prior
+    if prior is not None and prior not in SPATIAL_PRIORS:
+        try: prior = tuple(int(x) for x in prior.split(','))
+        except ValueError: raise UdaError(f"--spatial-prior: '{prior}' is neither one of {', '.join(SPATIAL_PRIORS)} nor comma-separated sizes") from None
+    if args.full_res and cfg.data.keep_aspect: raise UdaError("--full-res cannot be used with data.keep_aspect (labels are padded with the image)")
+    loader = pseudo_label_loader(cfg, args.split, gt=not args.no_gt, bs=args.bs, workers=args.workers)
+    res = generate_pseudo_labels(model, loader, args.out, rule=args.rule, threshold=args.threshold, q=args.quantile,
+                                 n_bins=args.bins, full_res=args.full_res, spatial_prior=prior, flip=args.flip,
+                                 device=device, max_images=args.max_images)
+    print(json.dumps({k: v for k, v in res.items() if k != 'per_class_iou'}, indent=1))
     return 0

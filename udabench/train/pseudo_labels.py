@@ -19,7 +19,7 @@ from ..methods.sdca import skip_done
 # %% auto #0
 __all__ = ['SPATIAL_PRIORS', 'MaxProbHistogram', 'reference_thresholds', 'get_spatial_prior', 'spatial_prior_filter',
            'write_label_png', 'generate_pseudo_labels', 'add_pseudo_label_args', 'load_model_checkpoint',
-           'pseudo_label_loader', 'run_pseudo_label']
+           'pseudo_label_loader']
 
 # %% ../../nbs/12_train.pseudo_labels.ipynb #c005
 class MaxProbHistogram:
@@ -232,26 +232,3 @@ def pseudo_label_loader(cfg, split:str=None, gt:bool=True, bs:int=1, workers:int
     ds = DATASETS.get(d.trg)(d.trg_root, split, label_space=d.label_space, labels=None if gt else False, **d.trg_args)
     dcfg = replace(d, eval_size=tuple(d.trg_size or d.eval_size), eval_keep_label_res=not d.keep_aspect)
     return eval_loader(dcfg, 'pl', {'pl': ds}, bs=bs, workers=workers)
-
-def run_pseudo_label(args) -> int:
-    "`udabench pseudo-label`: build the model of `--config`, load `--checkpoint`, write pseudo-labels to `--out`."
-    from dataclasses import replace
-    from udabench.core import get_device
-    from udabench.experiments import load_experiment, check_config
-    from udabench.models.deeplab import build_model
-    cfg = load_experiment(args.config, args.overrides)
-    check_config(cfg)
-    device = get_device(cfg.device)
-    model = build_model(replace(cfg.model, init=None))
-    load_model_checkpoint(model, args.checkpoint)
-    prior = args.spatial_prior
-    if prior is not None and prior not in SPATIAL_PRIORS:
-        try: prior = tuple(int(x) for x in prior.split(','))
-        except ValueError: raise UdaError(f"--spatial-prior: '{prior}' is neither one of {', '.join(SPATIAL_PRIORS)} nor comma-separated sizes") from None
-    if args.full_res and cfg.data.keep_aspect: raise UdaError("--full-res cannot be used with data.keep_aspect (labels are padded with the image)")
-    loader = pseudo_label_loader(cfg, args.split, gt=not args.no_gt, bs=args.bs, workers=args.workers)
-    res = generate_pseudo_labels(model, loader, args.out, rule=args.rule, threshold=args.threshold, q=args.quantile,
-                                 n_bins=args.bins, full_res=args.full_res, spatial_prior=prior, flip=args.flip,
-                                 device=device, max_images=args.max_images)
-    print(json.dumps({k: v for k, v in res.items() if k != 'per_class_iou'}, indent=1))
-    return 0
