@@ -4,11 +4,13 @@ Each `benchmarks/bench_<topic>.py` runs in its own Python process (so one benchm
 affect the next), through its `main(argv)`: the table it prints and the rows it returns are both kept. Before each
 benchmark the machine's load average is recorded, because on a shared machine other jobs slow everything down; after
 it, the process's CPU time and peak resident memory (from the operating system's accounting of the child process).
+RESULTS.md is also copied into the docs page `nbs/benchmarks.ipynb` (its results cell), unless `--no-page` or `--out`.
 
     python benchmarks/run_all.py                 # every benchmark at its default size (2-core CPU: several minutes each)
     python benchmarks/run_all.py --quick         # `--quick` is passed to every benchmark
     python benchmarks/run_all.py --only data,eval --out /tmp/RESULTS.md
     python benchmarks/run_all.py --list          # what would run
+    python benchmarks/run_all.py --page-only     # copy RESULTS.md into the docs page (nbs/benchmarks.ipynb) only
 
 The exit status is 1 when a benchmark failed (its error is in the results file), 0 otherwise.
 """
@@ -214,7 +216,7 @@ def results_md(info:dict, results:list, missing:list, argv:list, started:str, to
             L += [f"**This benchmark {why}; the end of its output:**", '', '```text', *r['output'].rstrip().splitlines()[-30:], '```', '']
             continue
         t = rows_table(r['rows'])
-        if t: L += ['Rows returned by `main()`:', '', t, '']
+        if t: L += ['Rows returned by its main function:', '', t, '']
         printed = r['output'].rstrip().splitlines()
         if t: printed = [l for l in printed if not l.lstrip().startswith('|')]   # markdown tables: the rows above
         if any(l.strip() for l in printed):
@@ -228,6 +230,37 @@ def anchor(title:str) -> str:
     return re.sub(r'[^a-z0-9]+', '-', title.lower()).strip('-')
 
 # --------------------------------------------------------------------------------------------------------------------
+# The docs page: nbs/benchmarks.ipynb holds a copy of RESULTS.md in one markdown cell (a static page needs no
+# execution to build, and a page whose source changes is never served stale from the docs builder's cache)
+# --------------------------------------------------------------------------------------------------------------------
+
+PAGE = ROOT/'nbs'/'benchmarks.ipynb'
+MARK = '<!-- pasted from benchmarks/RESULTS.md by `python benchmarks/run_all.py`: do not edit by hand -->'
+
+def page_markdown(text:str) -> str:
+    "RESULTS.md as the page shows it: its title and its 'Reproduce' section dropped (the page has its own), sections one level down."
+    head, *secs = re.split(r'(?m)^## ', text)
+    head = re.sub(r'(?m)^# .*\n?', '', head)
+    return (head + ''.join('### ' + s for s in secs if not s.startswith('Reproduce'))).strip() + '\n'
+
+def page_cell(text:str) -> str:
+    "The source of the page's results cell for RESULTS.md `text`."
+    return MARK + '\n\n' + page_markdown(text)
+
+def update_page(text:str, page:Path=PAGE) -> bool:
+    "Put RESULTS.md `text` into the results cell of the benchmarks page (the markdown cell starting with `MARK`)."
+    if not page.is_file(): return False
+    raw = page.read_text()
+    nb = json.loads(raw)
+    cells = [c for c in nb.get('cells', []) if c.get('cell_type') == 'markdown' and ''.join(c.get('source', '')).startswith(MARK)]
+    if not cells: return False
+    cells[0]['source'] = page_cell(text).splitlines(keepends=True)
+    new = json.dumps(nb, indent=1, ensure_ascii=False) + '\n'    # the layout nbdev_clean writes
+    if new != raw:
+        tmp = page.with_name(f'.{page.name}.tmp'); tmp.write_text(new); os.replace(tmp, page)
+    return True
+
+# --------------------------------------------------------------------------------------------------------------------
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
@@ -236,7 +269,16 @@ def main(argv=None) -> int:
     p.add_argument('--out', default=str(HERE/'RESULTS.md'), help='results file (default benchmarks/RESULTS.md)')
     p.add_argument('--timeout', type=float, default=1800, help='seconds allowed per benchmark (default 1800)')
     p.add_argument('--list', action='store_true', help='list the benchmarks and exit')
+    p.add_argument('--no-page', action='store_true', help='do not copy the results into the docs page nbs/benchmarks.ipynb')
+    p.add_argument('--page-only', action='store_true', help='only copy benchmarks/RESULTS.md into the docs page; run nothing')
     a = p.parse_args(argv)
+    default_out = Path(a.out).resolve() == (HERE/'RESULTS.md').resolve()
+    if a.page_only:
+        f = HERE/'RESULTS.md'
+        if not f.is_file(): p.error(f"{f} does not exist: run the benchmarks first")
+        ok = update_page(f.read_text())
+        print(f"{'updated' if ok else 'no results cell in'} {PAGE.relative_to(ROOT)}")
+        return 0 if ok else 1
     found, missing = discover()
     if a.only:
         keys = [k.strip() for k in a.only.split(',') if k.strip()]
@@ -265,6 +307,7 @@ def main(argv=None) -> int:
     out = Path(a.out); out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f'.{out.name}.tmp'); tmp.write_text(text); os.replace(tmp, out)
     print(f"\nwrote {out}")
+    if default_out and not a.no_page and update_page(text): print(f"copied it into {PAGE.relative_to(ROOT)}")
     return 0 if all(r['ok'] for r in results) else 1
 
 if __name__ == '__main__':
