@@ -166,10 +166,18 @@ class Section:
     @classmethod
     def register(cls, name:str):
         "Decorator registering a dataclass as the section for `name`."
+        ns = sys._getframe(1).f_globals  # the defining namespace: a notebook class has `__main__` as its module
         def _reg(dc):
+            dc._udabench_ns = ns
             cls.registry[name] = dc
             return dc
         return _reg
+
+def _type_hints(cls) -> dict:
+    "Resolved field types of dataclass `cls`, also for one defined in a notebook (or exec) namespace."
+    try: return get_type_hints(cls)
+    except NameError:  # string annotations (PEP 563) of a class whose module is not importable: use where it was defined
+        return get_type_hints(cls, localns={**vars(typing), **getattr(cls, "_udabench_ns", {})})
 
 def from_dict(cls, d:dict, prefix:str=''):
     "Build dataclass `cls` from `d`, refusing unknown keys and wrong types (messages name the key)."
@@ -183,7 +191,7 @@ def from_dict(cls, d:dict, prefix:str=''):
             close = difflib.get_close_matches(str(name), list(Section.registry), n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ''
             raise ConfigError(f"config key '{prefix}.name': unknown '{name}'.{hint} Known: {', '.join(sorted(Section.registry))}")
-    hints = get_type_hints(cls)
+    hints = _type_hints(cls)
     names = {f.name for f in fields(cls)}
     unknown = [k for k in d if k not in names]
     if unknown:
