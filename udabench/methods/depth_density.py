@@ -23,7 +23,7 @@ __all__ = ['GMM_FORMAT', 'pil_nearest_index', 'to_grid', 'grid_coords', 'deeplab
            'grid_class_density', 'squash_density', 'ClassGMM', 'load_gmm', 'GridPointSampler', 'fit_class_gmms',
            'fit_gmms_from_dataset', 'source_density_maps', 'select_source_density', 'source_density_target',
            'reference_source_density', 'target_density_target', 'density_map_path', 'read_density_maps',
-           'generate_density_maps']
+           'generate_density_maps', 'density_scale_for']
 
 # %% ../../nbs/26a_methods.depth_density.ipynb #c005
 def pil_nearest_index(n_in:int, # input length (pixels)
@@ -487,3 +487,24 @@ def generate_density_maps(ds, # source dataset opened with `depth=True`
     if buf: flush()
     logger.info(f"source density maps: {done} written, {skipped} already there, in {out_dir}")
     return {'written': done, 'skipped': skipped, 'total': len(ds), 'out_dir': str(out_dir), 'grid': list(grid)}
+
+# %% ../../nbs/26a_methods.depth_density.ipynb #c039b
+def density_scale_for(gmm, # a `ClassGMM` or (mu, var, pi)
+                      ds, # source dataset opened with `depth=True`
+                      grid, # (h,w) feature grid
+                      max_images:int=100, # evenly spaced images used (all if fewer)
+                      workers:int=0) -> float:
+    "ln 2 / median G: the squashing scale mapping the median labelled source cell (its class, at its inverse depth) to 127.5."
+    K, n = len(_params(gmm)[0]), len(ds)
+    idx = sorted(set(np.linspace(0, n - 1, min(n, int(max_images))).round().astype(int).tolist())) if n else []
+    vals = []
+    for _, lbl, d in _stream(ds, idx, workers):
+        lb, dg = to_grid(lbl, grid), to_grid(d, grid).double()
+        ok = (lb >= 0) & (lb < K)
+        vals.append(grid_class_density(gmm, lb, dg)[ok].cpu())
+    g = torch.cat(vals) if vals else torch.zeros(0, dtype=torch.float64)
+    med = g.median().item() if len(g) else 0.
+    if not med > 0:
+        raise UdaError(f"density_scale_for: {type(ds).__name__} has no labelled cell with a positive density on the grid {tuple(grid)} "
+                       f"({len(g)} labelled cells in {len(idx)} images)")
+    return math.log(2) / med

@@ -19,7 +19,7 @@ from ..losses import berhu, self_information, seg_ce, bce_adv
 from .base import Method, MethodCfg, upsample
 from .depth_density import (ClassGMM, load_gmm, fit_gmms_from_dataset, source_density_target,
                                             select_source_density, target_density_target, read_density_maps,
-                                            generate_density_maps, deeplab_grid)
+                                            generate_density_maps, deeplab_grid, density_scale_for)
 
 # %% auto #0
 __all__ = ['SEED_CLASS_WEIGHTS', 'SRC_LABEL', 'TRG_LABEL', 'class_counts', 'class_weights_from_counts', 'resolve_class_weights',
@@ -75,7 +75,7 @@ class DepthDistributionCfg(MethodCfg):
     n_components: int = 5          # Gaussians per class
     gmm_max_points: int = 200000   # grid cells per class used for fitting (uniform subset)
     gmm_max_images: int = 0        # source images used for fitting (0: all)
-    density_scale: float = 1e6     # D = 255·(1 − exp(−scale·G))
+    density_scale: float = 1e6     # D = 255·(1 − exp(−scale·G)); 0: calibrated on the source data (`density_scale_for`)
     berhu_c: float = 0.2           # berHu threshold = berhu_c · max error of the batch
     d_ndf: int = 64                # filters of the discriminator's first layer
     lambda_src_seg: float = 1.0
@@ -119,8 +119,15 @@ class DepthDistribution(Method):
         self.weighted = c.class_weights != 'none'
         self.register_buffer('class_w', w if w is not None else torch.ones(K))
         self.register_buffer('class_w_ready', torch.tensor(c.class_weights != 'data'))
-        self._fit_src, self._run_dir, self._grid_ok = None, None, None
+        if c.density_scale < 0: raise ConfigError(f"method.density_scale must be positive, or 0 to calibrate it; got {c.density_scale}")
+        self.register_buffer('density_s', torch.tensor(float(c.density_scale), dtype=torch.float64))  # 0 until calibrated
+        self._fit_src, self._src, self._run_dir, self._grid_ok = None, None, None, None
         if c.gmm_file: self.set_gmm(load_gmm(c.gmm_file))
+
+    @property
+    def scale(self) -> float:
+        "The squashing scale in use: `density_scale`, or the calibrated one when it is 0."
+        return self.cfg.density_scale if self.cfg.density_scale > 0 else float(self.density_s)
 
     @property
     def gmm(self) -> tuple: return (self.gmm_mu, self.gmm_var, self.gmm_pi)
@@ -144,7 +151,7 @@ class DepthDistribution(Method):
 
     def before_fit(self, trainer):
         self._run_dir = getattr(trainer, 'run_dir', None)
-        ds = _source_dataset(trainer.data)
+        ds = self._src = _source_dataset(trainer.data)
         if not bool(self.class_w_ready):
             if ds is None: raise UdaError("method.class_weights 'data' needs the source dataset of a paired loader")
             w = class_weights_from_counts(class_counts(class_stats(ds, self._run_dir), len(self.class_w)))
@@ -165,6 +172,12 @@ class DepthDistribution(Method):
             g = fit_gmms_from_dataset(self._fit_src, grid, c.n_components, c.gmm_max_points, c.gmm_max_images)
             if self._run_dir is not None: g.save(Path(self._run_dir)/'gmm.json')
             self.set_gmm(g)
+        if not float(self.density_s) > 0:
+            if self._src is None or not getattr(self._src, 'depth', False):
+                raise UdaError("method.density_scale 0 (calibrated) needs the source dataset with depth of a paired loader")
+            s = density_scale_for(self.get_gmm(), self._src, grid)
+            with torch.no_grad(): self.density_s.fill_(s)
+            logger.info(f"density_scale calibrated on the source data: {s:.4g} (ln 2 / median class density)")
         known = tuple(self.gmm_grid.tolist())
         if known != (0, 0) and known != grid:
             raise UdaError(f"the GMM parameters belong to the feature grid {known} but the model outputs {grid}: "
@@ -184,8 +197,8 @@ class DepthDistribution(Method):
         c = self.cfg
         if c.density_dir:
             maps = read_density_maps(c.density_dir, batch['src_name'], tuple(pred.shape[-2:]), device=pred.device)
-            return select_source_density(maps, pred, c.density_scale)
-        return source_density_target(self.gmm, batch['src_lbl'], batch['src_depth'], pred, c.density_scale)
+            return select_source_density(maps, pred, self.scale)
+        return source_density_target(self.gmm, batch['src_lbl'], batch['src_depth'], pred, self.scale)
 
     def losses(self, batch:dict, out:dict) -> dict:
         self._need(batch, out)
@@ -199,7 +212,7 @@ class DepthDistribution(Method):
         gt = (gt[:, None] if gt.dim() == 3 else gt).float()
         with torch.no_grad():
             d_src = self.source_density(batch, out['src_logits'].detach().argmax(1))
-            d_trg = target_density_target(self.gmm, out['trg_logits'].detach().argmax(1), out['trg_depth'].detach(), c.density_scale)
+            d_trg = target_density_target(self.gmm, out['trg_logits'].detach().argmax(1), out['trg_depth'].detach(), self.scale)
         x_t = entropy_density_map(out['trg_logits'], out['trg_density'], batch['trg_img'].shape[-2:])
         return {'src_seg': seg_ce(out['src_logits'], batch['src_lbl'], weight=self.class_w if self.weighted else None),
                 'src_depth': berhu(upsample(out['src_depth'], gt.shape[-2:]).float(), gt, c.berhu_c),
