@@ -9,7 +9,8 @@ measures the ratio (and the absolute gap) for each severity with the benchmark's
 the default severity of the embedded data can be read off a table instead of guessed. Only source-only and oracle runs
 are made: the choice does not look at any adaptation method.
 
-Run: `python benchmarks/calibrate_shift.py [--severities 0.5 0.75 1.0] [--out DIR] [--seed 0] [--jobs 2]`.
+Run: `python benchmarks/calibrate_shift.py [--severities 0.5 0.75 1.0] [--out DIR] [--seed 0] [--jobs 2] [--write FILE]`
+(a rerun with the same `--out` reuses the finished runs).
 """
 from __future__ import annotations
 import argparse, json, tempfile, time
@@ -27,6 +28,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument('--out', default=None, help='work folder (default: a temporary one, removed at the end)')
     p.add_argument('--seed', type=int, default=0, help='seed of the data and of the runs')
     p.add_argument('--jobs', type=int, default=2, help='runs trained at the same time')
+    p.add_argument('--write', default=None, help='also write the table (markdown) to this file')
     a = p.parse_args(argv)
     q = PRESETS['quick']
     rows = []
@@ -39,13 +41,15 @@ def main(argv=None) -> list[dict]:
             res = Bench(out/f'bench_sev{s:g}', 'quick', methods=['source_only', 'oracle'], data=str(data), quiet=True,
                         jobs=a.jobs)()
             so, orc = (res['summary'][m]['mean'] for m in ('source_only', 'oracle'))
-            rows.append(dict(severity=s, source_only=round(so, 2), oracle=round(orc, 2), ratio=round(so / orc, 3),
-                             gap=round(orc - so, 2), minutes=round((time.perf_counter() - t0) / 60, 1)))
-            print(json.dumps(rows[-1]), flush=True)
-    print(f"\nsource-only / oracle on the embedded shift (quick setting, seed {a.seed}); GTA5→Cityscapes: {REAL_RATIO:.2f}\n")
-    print('| severity | source-only mIoU | oracle mIoU | ratio | gap | minutes |')
-    print('|---|---|---|---|---|---|')
-    for r in rows: print(f"| {r['severity']:g} | {r['source_only']:.1f} | {r['oracle']:.1f} | {r['ratio']:.2f} | {r['gap']:.1f} | {r['minutes']:.1f} |")
+            rows.append(dict(severity=s, source_only=so, oracle=orc, ratio=so / orc, gap=orc - so,
+                             minutes=(time.perf_counter() - t0) / 60))
+            print(json.dumps({k: round(v, 3) for k, v in rows[-1].items()}), flush=True)
+    lines = [f"Source-only / oracle target mIoU on the embedded shift (`udabench bench --quick` setting, seed {a.seed}), "
+             f"by `python benchmarks/calibrate_shift.py`; GTA5→Cityscapes with DeepLab-v2: {REAL_RATIO:.2f}.", '',
+             '| severity | source-only mIoU | oracle mIoU | ratio | gap |', '|---|---|---|---|---|']
+    lines += [f"| {r['severity']:g} | {r['source_only']:.1f} | {r['oracle']:.1f} | {r['ratio']:.2f} | {r['gap']:.1f} |" for r in rows]
+    print('\n' + '\n'.join(lines))
+    if a.write: Path(a.write).write_text('\n'.join(lines) + '\n')
     return rows
 
 

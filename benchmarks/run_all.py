@@ -195,6 +195,7 @@ def results_md(info:dict, results:list, missing:list, argv:list, started:str, to
          'python benchmarks/run_all.py           # default sizes',
          'python benchmarks/bench_<topic>.py [--quick]   # one benchmark alone',
          'udabench bench --quick                  # accuracy: every method on the embedded domain shift',
+         'python benchmarks/calibrate_shift.py    # source-only / oracle ratio per severity of the embedded shift',
          '```', '', 'Compare figures only between runs on the same machine.', '',
          '## Summary', '',
          '| benchmark | script | status | wall s | CPU s | peak RSS MB | load before (1/5/15 min) |', '|---|---|---|---|---|---|---|']

@@ -44,8 +44,8 @@ class BenchPreset:
     trg_size: tuple = (128, 64) # (W,H) training and evaluation size of target images
     bs: int = 4                 # images per domain per iteration
     src_iters: int = 600        # source-only / oracle iterations
-    uda_iters: int = 300        # adaptation iterations (from the source-only model)
-    ssl_iters: int = 300        # self-training iterations
+    uda_iters: int = 900        # adaptation iterations (from the source-only model): the target losses need several
+    ssl_iters: int = 900        # hundred iterations to act beyond what the target batches alone do to BatchNorm
     lr: float = 0.01            # SGD learning rate of every method
     head_lr_mult: float = 1.0   # the seeds' 10x head rate is for a pretrained backbone; a from-scratch model diverges with it
     eval_every: int = 100
