@@ -172,10 +172,13 @@ def _load_note(results:list, cores:int) -> str:
     lo, hi = min(loads), max(loads)
     s = (f"1-minute load average before each benchmark: {lo:.2f} to {hi:.2f}, on {cores} cores "
          f"(recorded per benchmark below).")
-    if hi > 0.5 * cores:
+    if hi > cores:
         s += (f" **The machine was a shared {cores}-core VM busy with other jobs while these figures were taken:** "
               "absolute times are inflated and noisy; the ratios between variants measured side by side in one run are "
               "the figures to read.")
+    else:
+        s += (" No other job ran: the benchmarks run one after another, so each 1-minute figure still counts the one "
+              "before. Ratios between variants measured side by side in one run are the figures to compare across machines.")
     return s
 
 def results_md(info:dict, results:list, missing:list, argv:list, started:str, total_s:float) -> str:
