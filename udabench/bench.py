@@ -383,7 +383,7 @@ def embeddings_figure(root, before, after, name:str, preset:BenchPreset=None, n_
 # %% ../nbs/42_bench.ipynb #c018
 def depth_density_figure(root, weights, gmm_file, preset:BenchPreset=None, index:int=0):
     "A source image's density map from its ground-truth classes and depth under the fitted class GMMs, beside the adapted model's density-head prediction on a target image."
-    from udabench.methods.depth_density import load_gmm, target_density_target, to_grid
+    from udabench.methods.depth_density import load_gmm, target_density_target, to_grid, density_scale_for
     from udabench.viz.core import model_input
     from udabench.viz.depth import compare_densities
     p = preset or PRESETS['quick']
@@ -399,12 +399,12 @@ def depth_density_figure(root, weights, gmm_file, preset:BenchPreset=None, index
     with torch.no_grad():
         os_, ot = model(model_input(s['img'], model.norm)[None]), model(model_input(t['img'], model.norm)[None])
     grid = tuple(os_['logits'].shape[-2:])
-    scale = cfg.method.density_scale
+    scale = cfg.method.density_scale or density_scale_for(gmm, ds['src'], grid)   # 0: calibrated as in training
     src_map = target_density_target(gmm, to_grid(s['lbl'], grid)[None], to_grid(dep, grid)[None], scale)[0, 0]
     items = {'source: GMM density of the true class and depth': (s['img'], src_map),
              'source: predicted density': (s['img'], os_['density'][0, 0]),
              'target: predicted density': (t['img'], ot['density'][0, 0])}
-    return compare_densities(items)
+    return compare_densities(items, squash=False)   # all three maps are on the 0..255 scale
 
 # %% ../nbs/42_bench.ipynb #c021
 def add_bench_args(p):

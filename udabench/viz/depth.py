@@ -181,11 +181,12 @@ def show_class_densities(maps, # (K,h,w) per-class density maps (raw G or squash
     return fig, axes
 
 def compare_densities(items:dict, # title -> (img or None, density map (h,w))
-                      cell:float=3.2, alpha:float=0.6, norm:Optional[str]=None):
+                      cell:float=3.2, alpha:float=0.6, norm:Optional[str]=None,
+                      squash:Optional[bool]=None): # passed to `show_density`: False for maps already in 0..255
     "Density maps side by side (e.g. source GT density vs target predicted density), each over its image; returns (fig, axes)."
     n = len(items)
     fig, axes = plt.subplots(1, n, figsize=(cell * n + 0.8, cell * 0.75), squeeze=False)
     for ax, (t, (im, dm)) in zip(axes[0], items.items()):
-        show_density(dm, im, ax=ax, title=t, alpha=alpha, norm=norm)
+        show_density(dm, im, ax=ax, title=t, alpha=alpha, norm=norm, squash=squash)
     fig.tight_layout()
     return fig, axes[0]
