@@ -121,7 +121,7 @@ class DepthDistribution(Method):
         self.register_buffer('class_w_ready', torch.tensor(c.class_weights != 'data'))
         if c.density_scale < 0: raise ConfigError(f"method.density_scale must be positive, or 0 to calibrate it; got {c.density_scale}")
         self.register_buffer('density_s', torch.tensor(float(c.density_scale), dtype=torch.float64))  # 0 until calibrated
-        self._fit_src, self._src, self._run_dir, self._grid_ok = None, None, None, None
+        self._src, self._run_dir, self._grid_ok = None, None, None   # _src: the training source dataset (before_fit)
         if c.gmm_file: self.set_gmm(load_gmm(c.gmm_file))
 
     @property
@@ -161,15 +161,14 @@ class DepthDistribution(Method):
             if ds is None or not getattr(ds, 'depth', False):
                 raise UdaError("depth_distribution has no GMM parameters: set method.gmm_file (written by `udabench density-maps`) "
                                "or train with a paired loader whose source dataset has depth (data.src_args: {depth: true})")
-            self._fit_src = ds
 
     def _ensure_gmm(self, grid:tuple):
         if self._grid_ok == grid: return
         if not bool(self.gmm_ready):
-            if self._fit_src is None:
+            if self._src is None:
                 raise UdaError("depth_distribution has no GMM parameters: set method.gmm_file or let the trainer call before_fit")
             c = self.cfg
-            g = fit_gmms_from_dataset(self._fit_src, grid, c.n_components, c.gmm_max_points, c.gmm_max_images)
+            g = fit_gmms_from_dataset(self._src, grid, c.n_components, c.gmm_max_points, c.gmm_max_images)
             if self._run_dir is not None: g.save(Path(self._run_dir)/'gmm.json')
             self.set_gmm(g)
         if not float(self.density_s) > 0:
