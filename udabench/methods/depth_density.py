@@ -42,7 +42,7 @@ def to_grid(x:Tensor, # (…,H,W) labels, depth or any map
     h, w = (int(v) for v in grid)
     iy = pil_nearest_index(x.shape[-2], h).to(x.device)
     ix = pil_nearest_index(x.shape[-1], w).to(x.device)
-    return x[..., iy[:, None], ix[None, :]]
+    return x.index_select(-2, iy).index_select(-1, ix)   # two row/column selections: cheaper than one 2-D gather
 
 def grid_coords(grid, device=None) -> tuple: # (h,w) feature grid
     "Column and row coordinates `(x, y)`, each (h,w) float64, of the cells of `grid`."
@@ -104,17 +104,27 @@ def grid_class_density(gmm, # a `ClassGMM` or (mu, var, pi)
                       ) -> Tensor: # (…,h,w) float64; 0 where `cls` is not a class
     "`gmm_density` at the cells of a grid (x, y = column, row) for the class `cls` of each cell, with per-axis tables."
     mu, var, pi = _params(gmm)
-    K, (h, w) = len(mu), cls.shape[-2:]
-    ax = lambda n: torch.arange(n, dtype=torch.float64, device=mu.device)
+    K, M, (h, w) = len(mu), mu.shape[1], cls.shape[-2:]
+    dev = mu.device
+    ax = lambda n: torch.arange(n, dtype=torch.float64, device=dev)
     q = lambda v, i: (-0.5 * (v - mu[..., i, None]) ** 2 / var[..., i, None]).transpose(1, 2)        # (K,n,M)
-    k = cls.to(mu.device).long().clamp(0, K - 1)
-    iy, ix = torch.arange(h, device=mu.device)[:, None], torch.arange(w, device=mu.device)[None, :]
-    lw, qy, qx = _log_weight(mu, var, pi), q(ax(h), 1), q(ax(w), 0)
-    if k.numel() >= K * h * w:   # several images: one (K,h,w,M) table of the terms that do not depend on d, one gather per cell
-        e = (lw[:, None, None] + qy[:, :, None] + qx[:, None, :])[k, iy, ix]
-    else: e = lw[k] + qy[k, iy] + qx[k, ix]
-    md = torch.stack([mu[..., 2], var[..., 2]], -1)[k]                                             # (…,h,w,M,2)
-    g = (e - 0.5 * (d.to(device=mu.device, dtype=torch.float64)[..., None] - md[..., 0]) ** 2 / md[..., 1]).exp().sum(-1)
+    k = cls.to(dev).long().clamp(0, K - 1)
+    lw, qy, qx, c = _log_weight(mu, var, pi), q(ax(h), 1), q(ax(w), 0), -0.5 / var[..., 2]
+    if k.numel() >= K * h * w:
+        # several images: one row per (class, cell) with the log-terms that do not depend on d, the d-axis mean and
+        # -1/(2σ²); one row gathered per cell
+        e = lw[:, None, None] + qy[:, :, None] + qx[:, None, :]                                     # (K,h,w,M)
+        tab = torch.stack([e, mu[:, None, None, :, 2].expand_as(e), c[:, None, None].expand_as(e)], -1)
+        rows = (k * (h * w) + torch.arange(h * w, device=dev).view(h, w)).reshape(-1)
+        t = tab.reshape(K * h * w, M, 3).index_select(0, rows)                                      # (N,M,3)
+    else:   # fewer cells than the table has rows: gather the per-axis terms (row selections of flat tables)
+        kf = k.reshape(-1)
+        iy = torch.arange(h, device=dev)[:, None].expand(k.shape).reshape(-1)
+        ix = torch.arange(w, device=dev).expand(k.shape).reshape(-1)
+        t = torch.stack([lw, mu[..., 2], c], -1).index_select(0, kf)                                # (N,M,3)
+        t[..., 0] += qy.reshape(K * h, M).index_select(0, kf * h + iy) + qx.reshape(K * w, M).index_select(0, kf * w + ix)
+    r = d.to(device=dev, dtype=torch.float64).reshape(-1, 1) - t[..., 1]
+    g = torch.addcmul(t[..., 0], t[..., 2], r.mul_(r)).exp_().sum(-1).view(cls.shape)
     return torch.where((cls >= 0) & (cls < K), g.to(cls.device), torch.zeros((), dtype=g.dtype, device=cls.device))
 
 def squash_density(g:Tensor, # densities G (any shape)
@@ -354,13 +364,14 @@ def source_density_maps(gmm, # a `ClassGMM` or (mu, var, pi)
     lbl, depth = _bhw(lbl, 'labels'), _bhw(depth, 'depth')
     if lbl.shape != depth.shape: raise UdaError(f"source_density_maps: labels {tuple(lbl.shape)} and depth {tuple(depth.shape)} differ")
     lb, dg = to_grid(lbl.to(mu.device), grid).long(), to_grid(depth.to(mu.device), grid).double()     # (B,h,w)
-    x, y = grid_coords(grid, mu.device)
     K = len(mu)
     # a cell's masked depth is 0 for every class but its own: G_k(x, y, 0) is one (K,h,w) table for all images,
-    # and only the labelled class needs the cell's depth
+    # and only the labelled class needs the cell's depth. An ignored cell has depth 0 for every class, so it
+    # takes G_k(x, y, 0) of the (clamped) class it is scattered to.
     g0 = grid_density(gmm, grid, 0.)                                                           # (K,h,w)
+    valid = (lb >= 0) & (lb < K)
     k = lb.clamp(0, K - 1)
-    own = torch.where((lb >= 0) & (lb < K), grid_class_density(gmm, lb, dg), g0[k, y.long(), x.long()])  # ignored cells keep G_k(x,y,0)
+    own = grid_class_density(gmm, k, torch.where(valid, dg, torch.zeros((), dtype=dg.dtype, device=dg.device)))
     return g0[None].repeat(len(lb), 1, 1, 1).scatter_(1, k[:, None], own[:, None])
 
 def select_source_density(maps:Tensor, # (B,K,h,w) raw G (cached maps)
