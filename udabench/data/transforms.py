@@ -110,23 +110,29 @@ def _kernel1d(k:int, sigma:float) -> torch.Tensor:
     g = torch.exp(-0.5 * (x / sigma) ** 2)
     return g / g.sum()
 
+_BAND = 128   # rows per band of `gaussian_blur` (fastest of 32..256 at 1280×720 on one core)
+
 def gaussian_blur(img:torch.Tensor, # (…,C,H,W) uint8 or float image
                   k:int, sigma:float) -> torch.Tensor:
     "Separable Gaussian blur of `img` with a `k`-tap kernel of std `sigma`, reflect padding; dtype kept."
     g, p = _kernel1d(k, sigma).tolist(), k // 2
     x = img.as_subclass(torch.Tensor)
     shape = x.shape
-    x = F.pad(x.reshape(-1, *shape[-3:]), (p, p, p, p), mode='reflect').float()   # pad uint8: a quarter of the bytes
-    H, W = shape[-2:]
-    out = torch.empty(x.shape[0], x.shape[1], H, W)
-    for r0 in range(0, H, 64):   # bands of 64 rows stay in cache between the two passes
-        r1 = min(H, r0 + 64); band = x[..., r0:r1 + 2 * p, :]
-        h = band[..., :, 0:W] * g[0]
-        for i in range(1, k): h.add_(band[..., :, i:i + W], alpha=g[i])
-        o = out[..., r0:r1, :]; torch.mul(h[..., 0:r1 - r0, :], g[0], out=o)
-        for i in range(1, k): o.add_(h[..., i:i + r1 - r0, :], alpha=g[i])
-    out = out.reshape(shape)
-    return out.round_().clamp_(0, 255).to(img.dtype) if img.dtype == torch.uint8 else out.to(img.dtype)
+    x = F.pad(x.reshape(-1, *shape[-3:]), (p, p, p, p), mode='reflect')   # padded as stored (uint8: a quarter of the bytes)
+    (N, C), (H, W) = x.shape[:2], shape[-2:]
+    out = torch.empty(N, C, H, W, dtype=img.dtype)
+    # bands of rows: the float copy, both passes and the rounding of a band stay in cache; buffers are reused
+    B = min(H, _BAND)
+    buf, h, o = torch.empty(N, C, B + 2 * p, W + 2 * p), torch.empty(N, C, B + 2 * p, W), torch.empty(N, C, B, W)
+    for r0 in range(0, H, B):
+        n = min(H, r0 + B) - r0
+        band = buf[:, :, :n + 2 * p]; band.copy_(x[:, :, r0:r0 + n + 2 * p])
+        hb = h[:, :, :n + 2 * p]; torch.mul(band[..., 0:W], g[0], out=hb)
+        for i in range(1, k): hb.add_(band[..., i:i + W], alpha=g[i])
+        ob = o[:, :, :n]; torch.mul(hb[:, :, 0:n], g[0], out=ob)
+        for i in range(1, k): ob.add_(hb[:, :, i:i + n], alpha=g[i])
+        out[:, :, r0:r0 + n].copy_(ob.round_().clamp_(0, 255) if img.dtype == torch.uint8 else ob)
+    return out.reshape(shape)
 
 class MasksToLong(v2.Transform):
     "v2 transform: uint8 masks (labels carried compactly through the pipeline) become int64; other masks are kept."
