@@ -4,7 +4,7 @@
 
 # %% ../nbs/42_bench.ipynb #c001
 from __future__ import annotations
-import json, math, os, threading, time, warnings
+import json, math, os, re, threading, time, warnings
 from dataclasses import dataclass, replace, field
 from pathlib import Path
 from typing import Optional
@@ -22,7 +22,7 @@ from .train.pseudo_labels import generate_pseudo_labels
 from .experiments import Config, make_config, run_experiment, summarize, register_methods
 
 # %% auto #0
-__all__ = ['BENCH_METHODS', 'SSL_BASE', 'SSL_RULE', 'PRESETS', 'METHOD_SETTINGS', 'DATA_SETTINGS', 'BenchPreset',
+__all__ = ['BENCH_METHODS', 'SSL_BASE', 'SSL_RULE', 'PRESETS', 'METHOD_SETTINGS', 'DATA_SETTINGS', 'ssl_variant', 'BenchPreset',
            'embedded_config', 'PeakRSS', 'Bench', 'gain_checks', 'results_table', 'report_md', 'miou_figure',
            'per_class_figure', 'embeddings_figure', 'depth_density_figure', 'add_bench_args', 'run_bench']
 
@@ -32,6 +32,11 @@ BENCH_METHODS = ('source_only', 'oracle', 'minent', 'advent', 'maxsquare', 'iw_m
 SSL_BASE = {'sdca_ssl': 'sdca', 'sim_ssl': 'sim', 'depth_distribution_ssl': 'depth_distribution'}
 # pseudo-label rule of each self-training variant (spec: median rule for SDCA/SIM, fixed 0.9 + spatial prior for depth)
 SSL_RULE = {'sdca_ssl': dict(rule='median'), 'sim_ssl': dict(rule='median'), 'depth_distribution_ssl': dict(rule='fixed')}
+
+def ssl_variant(run_name:str):
+    "The self-training variant of a run name (`sdca_ssl` for `sdca_ssl` and its earlier rounds `sdca_ssl_r1`, ...), else None."
+    m = re.sub(r'_r\d+$', '', run_name)
+    return m if m in SSL_BASE else None
 
 @dataclass
 class BenchPreset:
@@ -46,6 +51,7 @@ class BenchPreset:
     src_iters: int = 600        # source-only / oracle iterations
     uda_iters: int = 900        # adaptation iterations (from the source-only model): the target losses need several
     ssl_iters: int = 900        # hundred iterations to act beyond what the target batches alone do to BatchNorm
+    ssl_rounds: int = 2         # pseudo-label → self-train rounds of the _ssl variants, each from the last round's model
     lr: float = 0.01            # SGD learning rate of every method
     head_lr_mult: float = 1.0   # the seeds' 10x head rate is for a pretrained backbone; a from-scratch model diverges with it
     eval_every: int = 100
@@ -79,9 +85,15 @@ METHOD_SETTINGS = {
     'depth_distribution': {'density_scale': 0., 'd_ndf': 16},
     'self_training': {},
 }
-# the depth method's class densities live on one feature grid: it trains the target at the source size (as the seed
-# resizes Cityscapes to SYNTHIA's 1280x760); evaluation stays at the common protocol size
-DATA_SETTINGS = {'depth_distribution': lambda p: dict(trg_size=list(p.src_size))}
+DATA_SETTINGS = {
+    # the depth method's class densities live on one feature grid: it trains the target at the source size (as the seed
+    # resizes Cityscapes to SYNTHIA's 1280x760); evaluation stays at the common protocol size
+    'depth_distribution': lambda p: dict(trg_size=list(p.src_size)),
+    # every self-training stage uses the photometric part of SDCA's SSL augmentation (the one seed that specifies one for
+    # that stage): ColorJitter(0.5, 0.5, 0.5, 0.2), grayscale p=0.2 and its 3×3 Gaussian blur on the pseudo-labelled
+    # target (its random rescale and crop of the target are not applied)
+    'self_training': lambda p: dict(trg_aug=True, jitter=(0.5, 0.5, 0.5, 0.2), grayscale=0.2, blur='sdca'),
+}
 
 # %% ../nbs/42_bench.ipynb #c009
 def embedded_config(method:str, # a name of `BENCH_METHODS` (or 'self_training')
@@ -91,7 +103,8 @@ def embedded_config(method:str, # a name of `BENCH_METHODS` (or 'self_training')
                     iters:int=None, pseudo_dir:str=None, device:str='cpu', method_args:dict=None) -> Config:
     "The experiment config of `method` on the embedded data (one protocol, one model, one schedule for all methods)."
     p, root = preset or PRESETS['quick'], Path(data_root)
-    base = 'self_training' if method in SSL_BASE else method
+    ssl = ssl_variant(method)
+    base = 'self_training' if ssl else method
     data = dict(src='synthia', trg='cityscapes', src_root=str(root/'synthia'), trg_root=str(root/'cityscapes'),
                 src_split='train', trg_split='train', val_split='heldout', test_split='val', label_space='cityscapes19',
                 src_size=list(p.src_size), trg_size=list(p.trg_size), eval_size=list(p.trg_size), norm='imagenet',
@@ -99,7 +112,7 @@ def embedded_config(method:str, # a name of `BENCH_METHODS` (or 'self_training')
                 trg_labels=(method == 'oracle'), pseudo_dir=pseudo_dir)
     if base in DATA_SETTINGS: data.update(DATA_SETTINGS[base](p))
     model = dict(name='small', n_cls=19, width=p.width, multi_level=True, depth_head=True, density_head=True, init=init)
-    n = iters or (p.src_iters if method in ('source_only', 'oracle') else p.ssl_iters if method in SSL_BASE else p.uda_iters)
+    n = iters or (p.src_iters if method in ('source_only', 'oracle') else p.ssl_iters if ssl else p.uda_iters)
     train = dict(iter_max=n, lr=p.lr, head_lr_mult=p.head_lr_mult, eval_every=p.eval_every, ckpt_every=p.eval_every or n, log_every=10,
                  tensorboard=False, progress=True)
     ev = dict(size=list(p.trg_size), label_res='input', miou='nanmean', protocol='embedded')
@@ -172,24 +185,36 @@ class Bench:
         if not f.exists(): raise UdaError(f"{f} is missing: the run {method} (seed {seed}) has no selected weights")
         return str(f)
 
-    def pseudo_labels(self, ssl:str, seed:int) -> str:
-        "Pseudo-labels of the target training set by the adapted model of `ssl`'s base method (streaming, resumable)."
-        base = SSL_BASE[ssl]
+    def pseudo_labels(self, ssl:str, seed:int, source:str=None) -> str:
+        """Pseudo-labels for the run `ssl` of the target training set, by the model of the run `source` (default: the
+        adapted model of `ssl`'s base method); streaming, resumable."""
+        base = source or SSL_BASE[ssl_variant(ssl)]
         out = self.out/'pseudo_labels'/f'{ssl}_s{seed}'
         cfg = embedded_config(base, self.root, seed, self.p, device=self.device)
         model = build_model(replace(cfg.model, init=None))
         load_weights(model, self.weights(base, seed))
         ds = build_datasets(replace(cfg.data, trg_labels=True))
         dl = eval_loader(cfg.data, 'trg', ds, bs=self.p.bs, workers=0)
-        rule = SSL_RULE[ssl]
+        rule = SSL_RULE[ssl_variant(ssl)]
         generate_pseudo_labels(model, dl, out, device=self.device, **rule)
         return str(out)
 
     def _job(self, method:str, seed:int) -> dict:
-        "One unit of work: a run, with its pseudo-label stage for the self-training variants."
+        """One unit of work: a run; a self-training variant is `ssl_rounds` rounds of pseudo-labelling and self-training,
+        each from the previous round's selected model (the first from the adapted base model); the record is the last
+        round's, with every round's mIoU in `rounds`."""
         if method in ('source_only', 'oracle'): return self.run(method, seed)
         if method in SSL_BASE:
-            return self.run(method, seed, init=self.weights(SSL_BASE[method], seed), pseudo_dir=self.pseudo_labels(method, seed))
+            prev, rounds, R = SSL_BASE[method], [], max(1, self.p.ssl_rounds)
+            for r in range(1, R + 1):
+                name = method if r == R else f'{method}_r{r}'
+                rec = self.run(name, seed, init=self.weights(prev, seed), pseudo_dir=self.pseudo_labels(name, seed, prev))
+                rounds.append({'round': r, 'target_miou': rec['target_miou'], 'seconds': rec['seconds']})
+                prev = name
+            if rec.get('rounds') != rounds:
+                rec['rounds'] = rounds
+                atomic_write_text(self.out/'runs'/f'{method}_s{seed}'/'bench_record.json', json.dumps(rec, indent=1))
+            return rec
         return self.run(method, seed, init=self.weights('source_only', seed))
 
     def __call__(self) -> dict:
@@ -198,21 +223,20 @@ class Bench:
         register_methods()
         self.root = self.data_root()
         t0 = time.time()
-        # three phases: source-only and oracle; adaptation from the source-only model; self-training from the adapted models
+        # adaptation starts from the source-only model, self-training from the adapted base model. The order is a valid
+        # sequence and a priority: the bases of the self-training variants and then the variants first, as they lie on
+        # the longest chain of dependent runs
         need = set(self.methods) | {SSL_BASE[m] for m in self.methods if m in SSL_BASE}
-        phases = [[m for m in ('source_only', 'oracle') if m in need],
-                  [m for m in BENCH_METHODS if m in need and m not in ('source_only', 'oracle') and m not in SSL_BASE],
-                  [m for m in BENCH_METHODS if m in need and m in SSL_BASE]]
+        bases = [SSL_BASE[m] for m in BENCH_METHODS if m in need and m in SSL_BASE]
+        order = ([m for m in ('source_only', 'oracle') if m in need] + bases + [m for m in BENCH_METHODS if m in need and m in SSL_BASE]
+                 + [m for m in BENCH_METHODS if m in need and m not in ('source_only', 'oracle', *SSL_BASE, *bases)])
+        todo = [(m, s) for m in order for s in self.seeds]
         from tqdm.auto import tqdm
-        bar = tqdm(total=sum(len(ph) for ph in phases) * len(self.seeds), desc=f'bench {self.mode}', disable=self.quiet, dynamic_ncols=True)
-        for ph in phases:
-            todo = [(m, s) for s in self.seeds for m in ph]
-            if self.jobs > 1 and len(todo) > 1: recs = self._parallel(todo, bar)
-            else:
-                recs = []
-                for m, s in todo:
-                    bar.set_postfix_str(f'{m} s{s}'); recs.append(self._job(m, s)); bar.update(1)
-            self.records += recs
+        bar = tqdm(total=len(todo), desc=f'bench {self.mode}', disable=self.quiet, dynamic_ncols=True)
+        if self.jobs > 1 and len(todo) > 1: self.records += self._parallel(todo, bar)
+        else:
+            for m, s in todo:
+                bar.set_postfix_str(f'{m} s{s}'); self.records.append(self._job(m, s)); bar.update(1)
         bar.close()
         uniq = {(r['method'], r['seed']): r for r in self.records}
         keep = [k for k in uniq if k[0] in self.methods]
@@ -226,15 +250,20 @@ class Bench:
         return res
 
     def _parallel(self, todo:list, bar) -> list:
-        "Run independent units in `jobs` processes (one thread each): small models use 2 cores better this way."
+        """Run the units `todo` in `jobs` processes (one thread each: small models use 2 cores better this way), each as
+        soon as the run it starts from has finished, in the order of `todo` among those ready."""
         import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import ProcessPoolExecutor, wait, FIRST_COMPLETED
         kw = dict(out=str(self.out), mode=self.mode, methods=self.methods, seeds=len(self.seeds), data=str(self.root), device=self.device)
-        recs = []
+        pending, running, done, recs = list(todo), {}, set(), []
         with ProcessPoolExecutor(self.jobs, mp_context=mp.get_context('spawn')) as ex:
-            futs = {ex.submit(_bench_job, kw, m, s): (m, s) for m, s in todo}
-            for f in as_completed(futs):
-                recs.append(f.result()); bar.set_postfix_str('{} s{}'.format(*futs[f])); bar.update(1)
+            while pending or running:
+                for job in [j for j in pending if _depends_on(*j) & set(todo) <= done][:self.jobs - len(running)]:
+                    pending.remove(job); running[ex.submit(_bench_job, kw, *job)] = job
+                if not running: raise UdaError(f"bench: runs {pending} wait on runs that are not scheduled")
+                for f in wait(running, return_when=FIRST_COMPLETED)[0]:
+                    job = running.pop(f); recs.append(f.result()); done.add(job)
+                    bar.set_postfix_str('{} s{}'.format(*job)); bar.update(1)
         return recs
 
     def results(self, seconds:float) -> dict:
@@ -265,6 +294,11 @@ class Bench:
             fig.savefig(self.out/'depth_density.png', dpi=110, bbox_inches='tight'); plt.close(fig)
 
 # %% ../nbs/42_bench.ipynb #c012
+def _depends_on(method:str, seed:int) -> set:
+    "The runs a bench unit starts from: none for source-only and the oracle, the adapted base for a self-training variant, else source-only."
+    if method in ('source_only', 'oracle'): return set()
+    return {(SSL_BASE.get(method, 'source_only'), seed)}
+
 def _bench_job(kw:dict, method:str, seed:int) -> dict:
     "Worker-process entry of `Bench._parallel`: one thread, quiet, the same output folder."
     torch.set_num_threads(1)
