@@ -17,13 +17,14 @@ import yaml
 from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 from ..core import UdaError, IGNORE_INDEX, atomic_write_text, safe_load, logger
+from ..data.datasets import resources_dir
 
 # %% auto #0
-__all__ = ['GMM_FORMAT', 'pil_nearest_index', 'to_grid', 'grid_coords', 'deeplab_grid', 'gmm_density', 'grid_density',
-           'grid_class_density', 'squash_density', 'ClassGMM', 'load_gmm', 'GridPointSampler', 'fit_class_gmms',
-           'fit_gmms_from_dataset', 'source_density_maps', 'select_source_density', 'source_density_target',
-           'reference_source_density', 'target_density_target', 'density_map_path', 'read_density_maps',
-           'generate_density_maps', 'density_scale_for']
+__all__ = ['GMM_FORMAT', 'PUBLISHED_GMMS', 'pil_nearest_index', 'to_grid', 'grid_coords', 'deeplab_grid', 'gmm_density',
+           'grid_density', 'grid_class_density', 'squash_density', 'ClassGMM', 'load_gmm', 'published_gmm',
+           'GridPointSampler', 'fit_class_gmms', 'fit_gmms_from_dataset', 'source_density_maps',
+           'select_source_density', 'source_density_target', 'reference_source_density', 'target_density_target',
+           'density_map_path', 'read_density_maps', 'generate_density_maps', 'density_scale_for']
 
 # %% ../../nbs/26a_methods.depth_density.ipynb #c005
 def pil_nearest_index(n_in:int, # input length (pixels)
@@ -215,11 +216,21 @@ def _stack(vals, what:str, last:int) -> np.ndarray:
         raise UdaError(f"'{what}' must be 1×M×{last} per class, got {a.shape[1:]} per class")
     return a
 
-def load_gmm(path, # udabench JSON, or the reference's muu/varr/pii layout (.json/.yaml/.npz/.pt)
+PUBLISHED_GMMS = {   # the parameter sets hard-coded in the reference, shipped in udabench/resources/gmm/
+    'synthia16': '16 classes, 1280×760 input, 96×161 grid (experiment 1, SYNTHIA→Cityscapes)',
+    'dada7': '7 classes, 1280×760 input, 96×161 grid (experiments 2 and 4, SYNTHIA→Cityscapes / Mapillary)',
+    'dada7_small': '7 classes, 640×320 input, 41×81 grid (experiments 3 and 5, the low-resolution variants)'}
+
+def load_gmm(path, # udabench JSON, the reference's muu/varr/pii layout (.json/.yaml/.npz/.pt), or 'published:<name>'
              grid=None, # (h,w) grid the parameters belong to (recorded; checked against the file's own)
              classes=None # class names (recorded)
             ) -> ClassGMM:
-    "Read class GMM parameters from `path` (see the formats above)."
+    "Read class GMM parameters from `path` (see the formats above); `'published:<name>'` reads a set of `PUBLISHED_GMMS`."
+    if str(path).startswith('published:'):
+        name = str(path)[len('published:'):]
+        if name not in PUBLISHED_GMMS:
+            raise UdaError(f"no published GMM parameters '{name}'; known: {', '.join('published:' + n for n in PUBLISHED_GMMS)}")
+        path = resources_dir()/'gmm'/f'{name}.json'
     path = Path(path)
     if not path.is_file(): raise UdaError(f"GMM parameter file not found: {path}")
     obj = _read_any(path)
@@ -245,6 +256,10 @@ def load_gmm(path, # udabench JSON, or the reference's muu/varr/pii layout (.jso
         g.grid = grid
     if classes is not None: g.classes = list(classes)
     return g
+
+def published_gmm(name:str) -> ClassGMM: # a key of `PUBLISHED_GMMS`
+    "The class GMMs the depth-distribution reference hard-codes for `name` ('synthia16', 'dada7', 'dada7_small')."
+    return load_gmm(f'published:{name}')
 
 # %% ../../nbs/26a_methods.depth_density.ipynb #c019
 class GridPointSampler:
