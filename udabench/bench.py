@@ -4,7 +4,7 @@
 
 # %% ../nbs/42_bench.ipynb #c001
 from __future__ import annotations
-import json, math, os, re, threading, time, warnings
+import hashlib, json, math, os, re, shutil, tempfile, threading, time, warnings
 from dataclasses import dataclass, replace, field
 from pathlib import Path
 from typing import Optional
@@ -22,9 +22,10 @@ from .train.pseudo_labels import generate_pseudo_labels
 from .experiments import Config, make_config, run_experiment, summarize, register_methods
 
 # %% auto #0
-__all__ = ['BENCH_METHODS', 'SSL_BASE', 'SSL_RULE', 'PRESETS', 'METHOD_SETTINGS', 'DATA_SETTINGS', 'ssl_variant', 'BenchPreset',
-           'embedded_config', 'PeakRSS', 'Bench', 'gain_checks', 'results_table', 'report_md', 'miou_figure',
-           'per_class_figure', 'embeddings_figure', 'depth_density_figure', 'add_bench_args', 'run_bench']
+__all__ = ['BENCH_METHODS', 'SSL_BASE', 'SSL_RULE', 'RUN_SECONDS', 'PRESETS', 'METHOD_SETTINGS', 'DATA_SETTINGS', 'ssl_variant',
+           'BenchPreset', 'embedded_config', 'PeakRSS', 'Bench', 'gain_checks', 'results_table', 'report_md',
+           'miou_figure', 'per_class_figure', 'embeddings_figure', 'depth_density_figure', 'EmbeddedCheck',
+           'add_bench_args', 'run_bench']
 
 # %% ../nbs/42_bench.ipynb #c005
 BENCH_METHODS = ('source_only', 'oracle', 'minent', 'advent', 'maxsquare', 'iw_maxsquare', 'iw_maxsquare_multi', 'oce',
@@ -32,6 +33,12 @@ BENCH_METHODS = ('source_only', 'oracle', 'minent', 'advent', 'maxsquare', 'iw_m
 SSL_BASE = {'sdca_ssl': 'sdca', 'sim_ssl': 'sim', 'depth_distribution_ssl': 'depth_distribution'}
 # pseudo-label rule of each self-training variant (spec: median rule for SDCA/SIM, fixed 0.9 + spatial prior for depth)
 SSL_RULE = {'sdca_ssl': dict(rule='median'), 'sim_ssl': dict(rule='median'), 'depth_distribution_ssl': dict(rule='fixed')}
+
+# seconds of each run in the quick mode on a 2-core machine (benchmarks/embedded_quick): only the order in which the
+# bench starts ready runs uses them, longest first
+RUN_SECONDS = {'source_only': 41, 'oracle': 43, 'minent': 99, 'advent': 169, 'maxsquare': 80, 'iw_maxsquare': 86,
+               'iw_maxsquare_multi': 115, 'oce': 106, 'sdca': 144, 'sdca_ssl': 132, 'sim': 131, 'sim_ssl': 128,
+               'depth_distribution': 159, 'depth_distribution_ssl': 130}
 
 def ssl_variant(run_name:str):
     "The self-training variant of a run name (`sdca_ssl` for `sdca_ssl` and its earlier rounds `sdca_ssl_r1`, ...), else None."
@@ -49,7 +56,7 @@ class BenchPreset:
     trg_size: tuple = (128, 64) # (W,H) training and evaluation size of target images
     bs: int = 4                 # images per domain per iteration
     src_iters: int = 600        # source-only / oracle iterations
-    uda_iters: int = 900        # adaptation iterations (from the source-only model): the target losses need several
+    uda_iters: int = 800        # adaptation iterations (from the source-only model): the target losses need several
     ssl_iters: int = 900        # hundred iterations to act beyond what the target batches alone do to BatchNorm
     ssl_rounds: int = 2         # pseudo-label → self-train rounds of the _ssl variants, each from the last round's model
     lr: float = 0.01            # SGD learning rate of every method
@@ -225,11 +232,13 @@ class Bench:
         t0 = time.time()
         # adaptation starts from the source-only model, self-training from the adapted base model. The order is a valid
         # sequence and a priority: the bases of the self-training variants and then the variants first, as they lie on
-        # the longest chain of dependent runs
+        # the longest chain of dependent runs,
+        # the first, and longer runs before shorter ones (`RUN_SECONDS`), so that the last runs leave little idle time
         need = set(self.methods) | {SSL_BASE[m] for m in self.methods if m in SSL_BASE}
-        bases = [SSL_BASE[m] for m in BENCH_METHODS if m in need and m in SSL_BASE]
-        order = ([m for m in ('source_only', 'oracle') if m in need] + bases + [m for m in BENCH_METHODS if m in need and m in SSL_BASE]
-                 + [m for m in BENCH_METHODS if m in need and m not in ('source_only', 'oracle', *SSL_BASE, *bases)])
+        longest = lambda ms: sorted(ms, key=lambda m: -RUN_SECONDS.get(m, 0))
+        bases = longest(SSL_BASE[m] for m in BENCH_METHODS if m in need and m in SSL_BASE)
+        order = ([m for m in ('source_only', 'oracle') if m in need] + bases + longest(m for m in BENCH_METHODS if m in need and m in SSL_BASE)
+                 + longest(m for m in BENCH_METHODS if m in need and m not in ('source_only', 'oracle', *SSL_BASE, *bases)))
         todo = [(m, s) for m in order for s in self.seeds]
         from tqdm.auto import tqdm
         bar = tqdm(total=len(todo), desc=f'bench {self.mode}', disable=self.quiet, dynamic_ncols=True)
@@ -439,6 +448,54 @@ def depth_density_figure(root, weights, gmm_file, preset:BenchPreset=None, index
              'source: predicted density': (s['img'], os_['density'][0, 0]),
              'target: predicted density': (t['img'], ot['density'][0, 0])}
     return compare_densities(items, squash=False)   # all three maps are on the 0..255 scale
+
+# %% ../nbs/42_bench.ipynb #c019b
+class EmbeddedCheck:
+    "Short runs on the embedded shift for the method notebooks: shared baselines, cached runs, gains over both baselines."
+    def __init__(self, cache_dir=None, # runs folder shared between notebooks (default: a temp-dir subfolder)
+                 src_iters:int=400, extra_iters:int=200):
+        self.dir = Path(cache_dir or Path(tempfile.gettempdir())/'udabench_methods_embedded')
+        self.src_iters, self.extra_iters = src_iters, extra_iters
+        p = PRESETS['quick']
+        self.root = Path(ensure_synthetic(n_src=p.n_src, n_trg_train=p.n_trg, n_trg_heldout=p.n_heldout, n_trg_val=p.n_test))
+
+    def cfg(self, method:str, iters:int, init=None, **margs) -> Config:
+        "The config of a check run of `method` (method arguments `margs`)."
+        r = self.root
+        data = dict(src='synthia', trg='cityscapes', src_root=str(r/'synthia'), trg_root=str(r/'cityscapes'), val_split='heldout',
+                    test_split='val', src_size=[128, 72], trg_size=[128, 64], eval_size=[128, 64], norm='imagenet', flip=0.5,
+                    trg_flip=0.5, bs_src=4, bs_trg=4, workers=0, trg_labels=method == 'oracle')
+        return make_config(dict(seed=0, device='cpu', data=data, model=dict(name='small', n_cls=19, width=32, multi_level=True, init=init),
+                                train=dict(iter_max=iters, lr=0.01, eval_every=50, ckpt_every=iters, progress=False),
+                                eval=dict(size=[128, 64], label_res='input', miou='nanmean', protocol='embedded'),
+                                method={'name': method, **margs}))
+
+    def run(self, name:str, method:str, iters:int=None, init=None, cache:bool=False, **margs) -> tuple:
+        "Train `method` into `<dir>/<name>_<config hash>`; `cache` reuses a finished run. (results, run folder)."
+        cfg = self.cfg(method, iters or self.extra_iters, init, **margs)
+        d = self.dir/(name + '_' + hashlib.sha1(json.dumps(to_dict(cfg), sort_keys=True, default=str).encode()).hexdigest()[:8])
+        if cache and (d/'results.json').exists(): return json.loads((d/'results.json').read_text()), d
+        if d.exists() and not cache: shutil.rmtree(d)
+        return run_experiment(cfg, run_dir=d, quiet=True), d
+
+    def baseline(self) -> tuple:
+        "(source-only, continued source-only, target-forward control, source weights), each trained once under a lock."
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir/'.lock', 'w') as lk:
+            try: import fcntl; fcntl.flock(lk, fcntl.LOCK_EX)
+            except ImportError: pass
+            src, d = self.run('source_only', 'source_only', self.src_iters, cache=True)
+            cont, _ = self.run('source_only_cont', 'source_only', self.extra_iters, init=str(d/'best.pth'), cache=True)
+            ctrl, _ = self.run('target_forward_control', 'maxsquare', self.extra_iters, init=str(d/'best.pth'), cache=True,
+                               lambda_trg_maxsq=0.)
+        return src, cont, ctrl, str(d/'best.pth')
+
+    @staticmethod
+    def report(name:str, r:dict, cont:dict, ctrl:dict) -> float:
+        "Print the selected target mIoU of run `r` against the continued source-only run and the control; the gain over the first."
+        m, c, k = (100 * x['selected']['miou'] for x in (r, cont, ctrl))
+        print(f"{name}: target mIoU {m:.2f} | continued source-only {c:.2f} (gain {m - c:+.2f}) | target-forward control {k:.2f} ({m - k:+.2f})")
+        return m - c
 
 # %% ../nbs/42_bench.ipynb #c021
 def add_bench_args(p):
