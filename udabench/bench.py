@@ -231,9 +231,9 @@ class Bench:
         self.root = self.data_root()
         t0 = time.time()
         # adaptation starts from the source-only model, self-training from the adapted base model. The order is a valid
-        # sequence and a priority: the bases of the self-training variants and then the variants first, as they lie on
-        # the longest chain of dependent runs,
-        # the first, and longer runs before shorter ones (`RUN_SECONDS`), so that the last runs leave little idle time
+        # sequence and a priority: the bases of the self-training variants and then the variants come first, as they lie
+        # on the longest chain of dependent runs, and longer runs go before shorter ones (`RUN_SECONDS`), so that the
+        # last runs leave little idle time
         need = set(self.methods) | {SSL_BASE[m] for m in self.methods if m in SSL_BASE}
         longest = lambda ms: sorted(ms, key=lambda m: -RUN_SECONDS.get(m, 0))
         bases = longest(SSL_BASE[m] for m in BENCH_METHODS if m in need and m in SSL_BASE)
