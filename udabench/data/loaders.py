@@ -52,6 +52,8 @@ class DataCfg:
     trg_aug:bool = False                  # also blur / jitter / grayscale the target
     scale:tuple[float, float] = (1.0, 1.0)  # source random rescale range
     crop:Optional[tuple[int, int]] = None # source random crop (W,H)
+    trg_scale:tuple[float, float] = (1.0, 1.0)  # target random rescale range (self-training on pseudo-labels)
+    trg_crop:Optional[tuple[int, int]] = None # target random crop (W,H)
     bs_src:int = 1
     bs_trg:int = 1
     workers:int = 4                       # per domain
@@ -77,7 +79,7 @@ def build_transforms(cfg:DataCfg) -> dict:
     "The 'src', 'trg' and 'eval' pipelines of `cfg`."
     photo = dict(blur=cfg.blur or False, jitter=cfg.jitter, grayscale=cfg.grayscale)
     return {'src': train_transform(cfg.src_size, flip=cfg.flip, scale=cfg.scale, crop=cfg.crop, norm=cfg.norm, **photo),
-            'trg': train_transform(cfg.trg_size, flip=cfg.trg_flip, norm=cfg.norm, keep_aspect=cfg.keep_aspect,
+            'trg': train_transform(cfg.trg_size, flip=cfg.trg_flip, scale=cfg.trg_scale, crop=cfg.trg_crop, norm=cfg.norm, keep_aspect=cfg.keep_aspect,
                                    **(photo if cfg.trg_aug else {})),
             'eval': eval_transform(cfg.eval_size, cfg.norm, keep_label_res=cfg.eval_keep_label_res, keep_aspect=cfg.keep_aspect)}
 
