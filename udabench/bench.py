@@ -34,8 +34,8 @@ SSL_BASE = {'sdca_ssl': 'sdca', 'sim_ssl': 'sim', 'depth_distribution_ssl': 'dep
 # pseudo-label rule of each self-training variant (spec: median rule for SDCA/SIM, fixed 0.9 + spatial prior for depth)
 SSL_RULE = {'sdca_ssl': dict(rule='median'), 'sim_ssl': dict(rule='median'), 'depth_distribution_ssl': dict(rule='fixed')}
 
-# seconds of each run in the quick mode on a 2-core machine (benchmarks/embedded_quick): only the order in which the
-# bench starts ready runs uses them, longest first
+# seconds of each run of a quick bench on a 2-core machine (measured with 900 adaptation iterations and one
+# self-training round): only the order in which the bench starts ready runs uses them, longest first
 RUN_SECONDS = {'source_only': 41, 'oracle': 43, 'minent': 99, 'advent': 169, 'maxsquare': 80, 'iw_maxsquare': 86,
                'iw_maxsquare_multi': 115, 'oce': 106, 'sdca': 144, 'sdca_ssl': 132, 'sim': 131, 'sim_ssl': 128,
                'depth_distribution': 159, 'depth_distribution_ssl': 130}
