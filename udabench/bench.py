@@ -56,7 +56,7 @@ class BenchPreset:
     trg_size: tuple = (128, 64) # (W,H) training and evaluation size of target images
     bs: int = 4                 # images per domain per iteration
     src_iters: int = 600        # source-only / oracle iterations
-    uda_iters: int = 800        # adaptation iterations (from the source-only model): the target losses need several
+    uda_iters: int = 900        # adaptation iterations (from the source-only model): the target losses need several
     ssl_iters: int = 900        # hundred iterations to act beyond what the target batches alone do to BatchNorm
     ssl_rounds: int = 2         # pseudo-label → self-train rounds of the _ssl variants, each from the last round's model
     lr: float = 0.01            # SGD learning rate of every method
@@ -95,7 +95,8 @@ METHOD_SETTINGS = {
 DATA_SETTINGS = {
     # the depth method's class densities live on one feature grid: it trains the target at the source size (as the seed
     # resizes Cityscapes to SYNTHIA's 1280x760); evaluation stays at the common protocol size
-    'depth_distribution': lambda p: dict(trg_size=list(p.src_size)),
+    # (only this method reads the source depth maps)
+    'depth_distribution': lambda p: dict(trg_size=list(p.src_size), src_args={'depth': True}),
     # every self-training stage uses the photometric part of SDCA's SSL augmentation (the one seed that specifies one for
     # that stage): ColorJitter(0.5, 0.5, 0.5, 0.2), grayscale p=0.2 and its 3×3 Gaussian blur on the pseudo-labelled
     # target (its random rescale and crop of the target are not applied)
@@ -115,13 +116,13 @@ def embedded_config(method:str, # a name of `BENCH_METHODS` (or 'self_training')
     data = dict(src='synthia', trg='cityscapes', src_root=str(root/'synthia'), trg_root=str(root/'cityscapes'),
                 src_split='train', trg_split='train', val_split='heldout', test_split='val', label_space='cityscapes19',
                 src_size=list(p.src_size), trg_size=list(p.trg_size), eval_size=list(p.trg_size), norm='imagenet',
-                flip=0.5, trg_flip=0.5, bs_src=p.bs, bs_trg=p.bs, workers=0, src_args={'depth': True, 'inst': True},
+                flip=0.5, trg_flip=0.5, bs_src=p.bs, bs_trg=p.bs, workers=0,
                 trg_labels=(method == 'oracle'), pseudo_dir=pseudo_dir)
     if base in DATA_SETTINGS: data.update(DATA_SETTINGS[base](p))
     model = dict(name='small', n_cls=19, width=p.width, multi_level=True, depth_head=True, density_head=True, init=init)
     n = iters or (p.src_iters if method in ('source_only', 'oracle') else p.ssl_iters if ssl else p.uda_iters)
     train = dict(iter_max=n, lr=p.lr, head_lr_mult=p.head_lr_mult, eval_every=p.eval_every, ckpt_every=p.eval_every or n, log_every=10,
-                 tensorboard=False, progress=True)
+                 tensorboard=False, progress=True, channels_last=True)   # channels-last convolutions: 5-10 % faster steps on CPU
     ev = dict(size=list(p.trg_size), label_res='input', miou='nanmean', protocol='embedded')
     m = {'name': base, **METHOD_SETTINGS.get(base, {}), **(method_args or {})}
     return make_config(dict(name=f'{method}_s{seed}', seed=seed, device=device, out=str(out), data=data, model=model,
@@ -169,7 +170,8 @@ class Bench:
             if not (root/'synth.json').exists(): raise UdaError(f"--data {root}: not a `udabench synth` folder (no synth.json)")
             return root
         p = self.p
-        return Path(ensure_synthetic(n_src=p.n_src, n_trg_train=p.n_trg, n_trg_heldout=p.n_heldout, n_trg_val=p.n_test))
+        return Path(ensure_synthetic(n_src=p.n_src, n_trg_train=p.n_trg, n_trg_heldout=p.n_heldout, n_trg_val=p.n_test,
+                                     workers=max(1, self.jobs)))   # the same images whatever the number of processes
 
     def run(self, method:str, seed:int, init=None, pseudo_dir=None) -> dict:
         "Train and evaluate one run (or load its finished record)."

@@ -134,6 +134,7 @@ def run_experiment(cfg:Config, resume:bool=False, run_dir=None, callbacks:list=N
     method = build_method(cfg, device)
     ds = build_datasets(cfg.data)
     if not method.uses_trg and not cfg.data.trg_labels: ds = {**ds, 'trg': None}
+    if not method.uses_src: ds = {**ds, 'src': None}   # no source image is read (oracle, self-training)
     data = paired_loader(cfg.data, cfg.seed, ds, run_dir)
     if world > 1: data, method = ShardedStream(data), wrap_distributed(method, device)
     evaluators = {}

@@ -192,7 +192,7 @@ class _Draws(Dataset):
             s['pl'] = tv_tensors.Mask(p[0] if self.tf is not None else p[0].long())   # the transform ends in int64
         if self.tf is None: return s
         with torch.random.fork_rng(devices=[]):   # the caller's generator is left untouched
-            torch.manual_seed(s_seed)
+            torch.default_generator.manual_seed(s_seed)   # the transforms draw on the CPU generator (`torch.manual_seed` also queues GPU seeding: ~80x slower)
             return self.tf(s)
 
 def check_pseudo_dir(ds, pseudo_dir):
@@ -260,7 +260,7 @@ def paired_loader(cfg:DataCfg, seed:int, datasets:Optional[dict]=None, run_dir=N
     ds = datasets or build_datasets(cfg)
     tfs = build_transforms(cfg)
     stats = None
-    if cfg.class_balanced:
+    if cfg.class_balanced and ds['src'] is not None:   # (no source: a method that reads none)
         cache = cfg.stats_dir or run_dir
         if cache is None: logger.warning("class statistics are not cached: give stats_dir or a run folder")
         stats = class_stats(ds['src'], cache, workers=cfg.workers)

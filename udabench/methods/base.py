@@ -33,6 +33,7 @@ class Method(nn.Module):
     loss_keys:tuple = ()       # the exact keys `losses` returns
     disc_keys:tuple = ()       # the exact keys `disc_losses` returns (adversarial methods)
     uses_trg:bool = True       # whether a target batch is needed
+    uses_src:bool = True       # whether a source batch is needed (False: the training loader reads no source image)
     optim_layout:str = None    # None: take TrainCfg.optim_layout; else 'two_groups' | 'one_group' | 'separate'
 
     def __init__(self, model:nn.Module, cfg:MethodCfg=None):

@@ -40,8 +40,8 @@ class SelfTraining(Method):
 
     def __init__(self, model:nn.Module, cfg:SelfTrainingCfg=None):
         super().__init__(model, cfg)
-        self.use_src = self.cfg.lambda_src_seg > 0
-        self.loss_keys = ('trg_seg',) + (('src_seg',) if self.use_src else ())
+        self.uses_src = self.cfg.lambda_src_seg > 0
+        self.loss_keys = ('trg_seg',) + (('src_seg',) if self.uses_src else ())
         if not self.cfg.restart_from_init and not self.cfg.adapted_ckpt:
             raise UdaError("self_training: restart_from_init is false but no adapted_ckpt is given")
 
@@ -56,7 +56,7 @@ class SelfTraining(Method):
         logger.info(f"self-training continues from the adapted model {self.cfg.adapted_ckpt}")
 
     def outputs(self, batch:dict) -> dict:
-        doms = ('trg', 'src') if self.use_src else ('trg',)
+        doms = ('trg', 'src') if self.uses_src else ('trg',)
         return {f'{d}_{k}': v for d in doms for k, v in self.model(batch[f'{d}_img']).items()}
 
     def losses(self, batch:dict, out:dict) -> dict:
@@ -64,7 +64,7 @@ class SelfTraining(Method):
             raise UdaError("self_training needs pseudo-labels in the batch ('trg_pl'): set data.pseudo_dir to the folder "
                            "written by `udabench pseudo-label`")
         terms = {'trg_seg': seg_ce(out['trg_logits'], batch['trg_pl'])}
-        if self.use_src: terms['src_seg'] = seg_ce(out['src_logits'], batch['src_lbl'])
+        if self.uses_src: terms['src_seg'] = seg_ce(out['src_logits'], batch['src_lbl'])
         return terms
 
 METHODS.register('self_training', obj=SelfTraining, overwrite=True)

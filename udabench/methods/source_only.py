@@ -85,6 +85,7 @@ class OracleCfg(MethodCfg):
 class Oracle(SourceOnly):
     "Supervised training on target images with their labels (`trg_img`, `trg_lbl`)."
     name, cfg_class, uses_trg, dom = 'oracle', OracleCfg, True, 'trg'
+    uses_src = False
     def outputs(self, batch:dict) -> dict:
         return {f'trg_{k}': v for k, v in self.model(batch['trg_img']).items()}
     def trg_needs(self) -> tuple: return ('lbl',)
