@@ -1,4 +1,4 @@
-"""Training-step time and peak memory of a udabench model: fp32 eager vs channels_last + bf16 autocast (+ torch.compile).
+"""Training-step time and peak memory of a udabench model: fp32 eager vs channels_last (fp32), channels_last + bf16 autocast (+ torch.compile).
 
 One step = forward of a source batch and a target batch, cross-entropy on the upsampled source logits plus a
 MaxSquare-style term on the target softmax (so both passes are in the backward), backward, SGD step — the shape of
@@ -19,6 +19,7 @@ import argparse, multiprocessing as mp, platform, resource, statistics, sys, tim
 
 VARIANTS = {  # name: (channels_last, bf16 autocast, torch.compile)
     'fp32': (False, False, False),
+    'cl': (True, False, False),
     'cl+bf16': (True, True, False),
     'cl+bf16+compile': (True, True, True),
 }
@@ -105,7 +106,7 @@ def main(argv=None) -> list:
     if a.trg is None: a.trg = (1024, 512) if cuda and not a.quick else (128, 64) if a.quick else (256, 128)
     if a.steps is None: a.steps = 20 if cuda else 2 if a.quick else 3
     if a.warmup is None: a.warmup = 5 if cuda else 1
-    variants = a.variants.split(',') if a.variants else list(VARIANTS) if cuda else ['fp32', 'cl+bf16']
+    variants = a.variants.split(',') if a.variants else list(VARIANTS) if cuda else ['fp32', 'cl', 'cl+bf16']
     for v in variants:
         if v not in VARIANTS: p.error(f"unknown variant '{v}'; choose from {', '.join(VARIANTS)}")
     args = dict(model=a.model, src=a.src, trg=a.trg, batch=a.batch, multi_level=a.multi_level, device=a.device,

@@ -34,11 +34,12 @@ SSL_BASE = {'sdca_ssl': 'sdca', 'sim_ssl': 'sim', 'depth_distribution_ssl': 'dep
 # pseudo-label rule of each self-training variant (spec: median rule for SDCA/SIM, fixed 0.9 + spatial prior for depth)
 SSL_RULE = {'sdca_ssl': dict(rule='median'), 'sim_ssl': dict(rule='median'), 'depth_distribution_ssl': dict(rule='fixed')}
 
-# seconds of each run of a quick bench on a 2-core machine (measured with 900 adaptation iterations and one
-# self-training round): only the order in which the bench starts ready runs uses them, longest first
-RUN_SECONDS = {'source_only': 41, 'oracle': 43, 'minent': 99, 'advent': 169, 'maxsquare': 80, 'iw_maxsquare': 86,
-               'iw_maxsquare_multi': 115, 'oce': 106, 'sdca': 144, 'sdca_ssl': 132, 'sim': 131, 'sim_ssl': 128,
-               'depth_distribution': 159, 'depth_distribution_ssl': 130}
+# seconds per seed of each method on a 2-core machine, two runs at a time (the mean over the seeds of a `--full` bench
+# with the preset below; a self-training variant counts both rounds): only the order in which the bench starts ready
+# runs uses them, longest first
+RUN_SECONDS = {'source_only': 35, 'oracle': 33, 'minent': 97, 'advent': 166, 'maxsquare': 70, 'iw_maxsquare': 81,
+               'iw_maxsquare_multi': 99, 'oce': 96, 'sdca': 125, 'sdca_ssl': 92, 'sim': 117, 'sim_ssl': 94,
+               'depth_distribution': 134, 'depth_distribution_ssl': 90}
 
 def ssl_variant(run_name:str):
     "The self-training variant of a run name (`sdca_ssl` for `sdca_ssl` and its earlier rounds `sdca_ssl_r1`, ...), else None."
