@@ -14,8 +14,8 @@ from .core import UdaError, atomic_write_text, logger, setup_logging, to_dict
 from .data.labels import get_space
 from .data.loaders import DataCfg, build_datasets, eval_loader
 from .data.synthetic import ensure_synthetic
-from .models.deeplab import ModelCfg, build_model
-from .models.checkpoints import load_weights
+from .models.deeplab import ModelCfg
+from .models.checkpoints import build_model, load_weights
 from .evaluate import EvalCfg
 from .train.core import TrainCfg
 from .train.pseudo_labels import generate_pseudo_labels

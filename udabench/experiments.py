@@ -14,8 +14,8 @@ from .core import (UdaError, ConfigError, METHODS, Section, load_config, save_co
                            apply_overrides, run_name, make_run_dir, set_seed, get_device, atomic_write_text, logger, setup_logging)
 from .data.loaders import DataCfg, build_datasets, paired_loader, eval_loader
 from .data.labels import get_space
-from .models.deeplab import ModelCfg, build_model
-from .models.checkpoints import load_weights
+from .models.deeplab import ModelCfg
+from .models.checkpoints import build_model, load_weights
 from .evaluate import EvalCfg, evaluate
 from .metrics import per_class_table
 from .methods.base import MethodCfg

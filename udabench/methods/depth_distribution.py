@@ -13,7 +13,8 @@ from torch import Tensor
 import yaml
 from ..core import Section, METHODS, DATASETS, UdaError, ConfigError, from_dict, apply_overrides, logger
 from ..data.loaders import DataCfg, class_stats
-from ..models.deeplab import ModelCfg, build_model
+from ..models.deeplab import ModelCfg
+from ..models.checkpoints import build_model
 from ..models.heads import FCDiscriminator
 from ..losses import berhu, self_information, seg_ce, bce_adv
 from .base import Method, MethodCfg, upsample

@@ -15,12 +15,13 @@ import torch.nn as nn
 from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..core import UdaError, ConfigError, safe_load, atomic_save, to_dict, from_dict, apply_overrides, logger
-from .deeplab import ModelCfg, build_model, DeepLabV2
+from ..core import UdaError, ConfigError, MODELS, safe_load, atomic_save, to_dict, from_dict, apply_overrides, logger
+from .deeplab import ModelCfg, SegModel, DeepLabV2
+from . import vgg as _vgg, small as _small   # their models join the `MODELS` registry
 
 # %% auto #0
-__all__ = ['LAYOUTS', 'strip_prefixes', 'detect_layout', 'layout_state_dict', 'LoadReport', 'load_weights', 'save_weights',
-           'load_model', 'caffe_init_keys', 'file_sha256', 'hash_in_name_ok', 'infer_model_cfg',
+__all__ = ['LAYOUTS', 'strip_prefixes', 'detect_layout', 'layout_state_dict', 'LoadReport', 'load_weights', 'build_model',
+           'save_weights', 'load_model', 'caffe_init_keys', 'file_sha256', 'hash_in_name_ok', 'infer_model_cfg',
            'add_convert_checkpoint_args', 'run_convert_checkpoint', 'count_params', 'count_flops']
 
 # %% ../../nbs/06a_models.checkpoints.ipynb #c005
@@ -217,6 +218,19 @@ def load_weights(model:nn.Module, # the model to fill (DataParallel/DDP/compiled
         logger.warning(f"{name}: {LAYOUTS[layout]} weights expect '{exp}' input normalisation but the model uses "
                        f"'{model.norm}'; set model kwargs norm={exp} unless that is intended")
     return rep
+
+# %% ../../nbs/06a_models.checkpoints.ipynb #c014b
+def build_model(cfg # a `ModelCfg`, a dict of its fields, or a model name
+               ) -> SegModel:
+    "Build the model `cfg` describes (registry name, options, optional `init` weights)."
+    if isinstance(cfg, str): cfg = ModelCfg(name=cfg)
+    elif isinstance(cfg, dict): cfg = from_dict(ModelCfg, cfg, 'model')
+    model = MODELS.get(cfg.name)(cfg)
+    model.cfg = cfg
+    if cfg.init:
+        load_weights(model, cfg.init, layout=cfg.init_format)
+    return model
+
 
 # %% ../../nbs/06a_models.checkpoints.ipynb #c016
 def save_weights(model:nn.Module, # a model built by `build_model` (or pass `cfg`)

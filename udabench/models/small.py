@@ -12,7 +12,7 @@ from torch import Tensor
 
 from ..core import ConfigError, MODELS
 from .heads import ASPPClassifier, add_depth_heads, depth_heads_forward, DEPTH_HEAD_NAMES
-from .deeplab import SegModel, ModelCfg, _construct, norm_layer, apply_bn_regime, build_model
+from .deeplab import SegModel, ModelCfg, _construct, norm_layer, apply_bn_regime
 
 # %% auto #0
 __all__ = ['BasicBlock', 'SmallSeg', 'small']
