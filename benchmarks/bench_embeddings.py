@@ -55,7 +55,7 @@ def _umap_child(n, dim, q):
 def explorer_latency(n_points:int, changes:int=12):
     "Build an Explorer whose cached embedding has about `n_points` pixels; time `changes` control changes."
     import torch
-    from udabench.models.deeplab import build_model
+    from udabench.models.checkpoints import build_model
     from udabench.viz.widgets import Explorer, toy_samples
     def make(s):
         torch.manual_seed(s); return build_model(dict(name='small', n_cls=4, width=16, kwargs=dict(out_stride=4)))

@@ -62,7 +62,7 @@ def reference_procedure(model, loader, out_dir, n_cls:int, q:float=0.5, cap:floa
 def worker(kind:str, n:int, size, bs:int) -> dict:
     "Run one procedure on `n` images in this process and measure its RSS."
     import psutil
-    from udabench.models.deeplab import build_model
+    from udabench.models.checkpoints import build_model
     from udabench.train.pseudo_labels import generate_pseudo_labels
     torch.manual_seed(0); torch.set_num_threads(min(2, os.cpu_count() or 1))
     model = build_model({'name': 'small', 'n_cls': 19, 'width': 32}).eval()

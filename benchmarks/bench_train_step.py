@@ -35,7 +35,8 @@ def _peak_rss_mb() -> float:
 def run_variant(variant:str, args:dict) -> dict:
     "Time `args['steps']` training steps of one variant (runs in a fresh process)."
     import torch, torch.nn.functional as F
-    from udabench.models.deeplab import build_model, ModelCfg
+    from udabench.models.deeplab import ModelCfg
+    from udabench.models.checkpoints import build_model
     cl, amp, comp = VARIANTS[variant]
     dev = torch.device(args['device'])
     if args['threads']: torch.set_num_threads(args['threads'])

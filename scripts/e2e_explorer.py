@@ -29,7 +29,7 @@ CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic
 
 NOTEBOOK_CODE = '''\
 import torch
-from udabench.models.deeplab import build_model
+from udabench.models.checkpoints import build_model
 from udabench.viz.widgets import Explorer, toy_samples
 from udabench.data.labels import LabelSpace
 def make(seed):
