@@ -32,7 +32,7 @@ class TrainCfg:
     d_betas: tuple[float, float] = (0.9, 0.99)
     accum: int = 1                  # micro-batches per optimiser step
     amp: str = 'none'               # 'none' | 'bf16' | 'fp16'
-    channels_last: bool = False     # channels-last memory format (CPU: 5-10 % faster steps); off where unsafe, see `channels_last_unsafe`
+    channels_last: bool = False     # channels-last memory format (`benchmarks/bench_train_step.py` times it); off where unsafe: `channels_last_unsafe`
     compile: bool = False           # torch.compile the model's forward
     grad_clip: float = 0.0          # max gradient norm of the segmentation model (0: off)
     nan_guard: bool = True          # stop with a clear message on a non-finite loss
