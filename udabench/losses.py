@@ -83,7 +83,7 @@ def lovasz_softmax(probs:Tensor,              # (B,C,H,W) class probabilities (s
     for c in cls:
         fg = (y == c).to(p.dtype)
         err = (fg - p[:, c]).abs()
-        # errors are >= 0, so their float32 bit patterns read as int32 keep their order: the integer sort is ~1.6x faster
+        # errors are >= 0, so their float32 bit patterns read as int32 keep their order, and the integer sort is the faster one on the CPU
         key = err.detach().view(torch.int32) if err.dtype == torch.float32 else err.detach()
         perm = torch.sort(key, descending=True)[1]
         losses.append(torch.dot(err[perm], _lovasz_grad(fg[perm])))

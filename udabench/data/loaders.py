@@ -192,7 +192,7 @@ class _Draws(Dataset):
             s['pl'] = tv_tensors.Mask(p[0] if self.tf is not None else p[0].long())   # the transform ends in int64
         if self.tf is None: return s
         with torch.random.fork_rng(devices=[]):   # the caller's generator is left untouched
-            torch.default_generator.manual_seed(s_seed)   # the transforms draw on the CPU generator (`torch.manual_seed` also queues GPU seeding: ~80x slower)
+            torch.default_generator.manual_seed(s_seed)   # the transforms draw on the CPU generator (`torch.manual_seed` would also queue the seeding of every GPU, far slower per sample)
             return self.tf(s)
 
 def check_pseudo_dir(ds, pseudo_dir):

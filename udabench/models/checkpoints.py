@@ -231,7 +231,6 @@ def build_model(cfg # a `ModelCfg`, a dict of its fields, or a model name
         load_weights(model, cfg.init, layout=cfg.init_format)
     return model
 
-
 # %% ../../nbs/06a_models.checkpoints.ipynb #c016
 def save_weights(model:nn.Module, # a model built by `build_model` (or pass `cfg`)
                  path, # destination file
