@@ -463,15 +463,9 @@ class EmbeddedCheck:
         self.root = Path(ensure_synthetic(n_src=p.n_src, n_trg_train=p.n_trg, n_trg_heldout=p.n_heldout, n_trg_val=p.n_test))
 
     def cfg(self, method:str, iters:int, init=None, **margs) -> Config:
-        "The config of a check run of `method` (method arguments `margs`)."
-        r = self.root
-        data = dict(src='synthia', trg='cityscapes', src_root=str(r/'synthia'), trg_root=str(r/'cityscapes'), val_split='heldout',
-                    test_split='val', src_size=[128, 72], trg_size=[128, 64], eval_size=[128, 64], norm='imagenet', flip=0.5,
-                    trg_flip=0.5, bs_src=4, bs_trg=4, workers=0, trg_labels=method == 'oracle')
-        return make_config(dict(seed=0, device='cpu', data=data, model=dict(name='small', n_cls=19, width=32, multi_level=True, init=init),
-                                train=dict(iter_max=iters, lr=0.01, eval_every=50, ckpt_every=iters, progress=False),
-                                eval=dict(size=[128, 64], label_res='input', miou='nanmean', protocol='embedded'),
-                                method={'name': method, **margs}))
+        "The config of a check run of `method` (method arguments `margs`): the bench's, evaluated every 50 iterations."
+        c = embedded_config(method, self.root, 0, PRESETS['quick'], out=self.dir, init=init, iters=iters, method_args=margs)
+        return replace(c, train=replace(c.train, eval_every=50, ckpt_every=iters, progress=False))
 
     def run(self, name:str, method:str, iters:int=None, init=None, cache:bool=False, **margs) -> tuple:
         "Train `method` into `<dir>/<name>_<config hash>`; `cache` reuses a finished run. (results, run folder)."
