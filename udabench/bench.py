@@ -66,6 +66,11 @@ class BenchPreset:
     width: int = 32             # small-model width
     seeds: int = 1
 
+    def data(self, workers:int=1) -> Path:
+        "The `udabench synth` folder of this preset's image counts (generated on first use; the same images for any `workers`)."
+        return Path(ensure_synthetic(n_src=self.n_src, n_trg_train=self.n_trg, n_trg_heldout=self.n_heldout,
+                                     n_trg_val=self.n_test, workers=workers))
+
 PRESETS = {
     'smoke': BenchPreset(n_src=16, n_trg=12, n_heldout=4, n_test=6, src_iters=3, uda_iters=2, ssl_iters=2, bs=2,
                          eval_every=0, width=8),
@@ -170,9 +175,7 @@ class Bench:
             root = Path(self.data)
             if not (root/'synth.json').exists(): raise UdaError(f"--data {root}: not a `udabench synth` folder (no synth.json)")
             return root
-        p = self.p
-        return Path(ensure_synthetic(n_src=p.n_src, n_trg_train=p.n_trg, n_trg_heldout=p.n_heldout, n_trg_val=p.n_test,
-                                     workers=max(1, self.jobs)))   # the same images whatever the number of processes
+        return self.p.data(workers=max(1, self.jobs))
 
     def run(self, method:str, seed:int, init=None, pseudo_dir=None) -> dict:
         "Train and evaluate one run (or load its finished record)."
@@ -459,8 +462,7 @@ class EmbeddedCheck:
                  src_iters:int=400, extra_iters:int=200):
         self.dir = Path(cache_dir or Path(tempfile.gettempdir())/'udabench_methods_embedded')
         self.src_iters, self.extra_iters = src_iters, extra_iters
-        p = PRESETS['quick']
-        self.root = Path(ensure_synthetic(n_src=p.n_src, n_trg_train=p.n_trg, n_trg_heldout=p.n_heldout, n_trg_val=p.n_test))
+        self.root = PRESETS['quick'].data()
 
     def cfg(self, method:str, iters:int, init=None, **margs) -> Config:
         "The config of a check run of `method` (method arguments `margs`): the bench's, evaluated every 50 iterations."
