@@ -96,7 +96,10 @@ METHOD_SETTINGS = {
     # 16×9 grid the class densities G are far larger and 1e6 saturates every cell at 255 (no signal): density_scale 0
     # calibrates the scale on the source data when training starts (ln 2 / median G, see `density_scale_for`)
     'depth_distribution': {'density_scale': 0., 'd_ndf': 16},
-    'self_training': {},
+    # self-training keeps the source cross-entropy beside the pseudo-label one, as SIM's second phase does (SDCA's and the
+    # depth seed's self-training use the pseudo-labels alone, lambda_src_seg=0): the pseudo-labels cover part of the target
+    # and are partly wrong; the source labels keep every class supervised
+    'self_training': {'lambda_src_seg': 1.0},
 }
 DATA_SETTINGS = {
     # the depth method's class densities live on one feature grid: it trains the target at the source size (as the seed

@@ -100,11 +100,12 @@ class Trainer:
         self.it, self.history, self.stop = 0, [], False
         if self.cfg.amp not in ('none', 'bf16', 'fp16'): raise UdaError(f"train.amp must be 'none', 'bf16' or 'fp16', got '{self.cfg.amp}'")
         self.channels_last = self.cfg.channels_last
-        if self.channels_last and (bad := channels_last_unsafe(self.method.model, self.device)):
-            logger.warning(f"train.channels_last is ignored for this model on the CPU: oneDNN computes wrong gradients (or "
+        if self.channels_last and (bad := channels_last_unsafe(self.method, self.device)):
+            logger.warning(f"train.channels_last is ignored for this method on the CPU: oneDNN computes wrong gradients (or "
                            f"corrupts memory) for 1x1 strided convolutions with < 16 input channels: {', '.join(bad[:3])}")
             self.channels_last = False
-        if self.channels_last: self.method.model.to(memory_format=torch.channels_last)
+        # the model and the method's own modules (discriminators: their 4×4 convolutions are faster channels-last too)
+        if self.channels_last: self.method.to(memory_format=torch.channels_last)
         if self.cfg.compile: self.method.model.compile()
         self.opts = self._build_optimizers()
         self.scheds = {k: torch.optim.lr_scheduler.LambdaLR(o, self._poly) for k, o in self.opts.items()}
