@@ -57,7 +57,7 @@ class BenchPreset:
     trg_size: tuple = (128, 64) # (W,H) training and evaluation size of target images
     bs: int = 4                 # images per domain per iteration
     src_iters: int = 600        # source-only / oracle iterations
-    uda_iters: int = 900        # adaptation iterations (from the source-only model): the target losses need several
+    uda_iters: int = 800        # adaptation iterations (from the source-only model): the target losses need several
     ssl_iters: int = 900        # hundred iterations to act beyond what the target batches alone do to BatchNorm
     ssl_rounds: int = 2         # pseudo-label → self-train rounds of the _ssl variants, each from the last round's model
     lr: float = 0.01            # SGD learning rate of every method
@@ -108,7 +108,7 @@ DATA_SETTINGS = {
     'depth_distribution': lambda p: dict(trg_size=list(p.src_size), src_args={'depth': True}),
     # every self-training stage uses the photometric part of SDCA's SSL augmentation (the one seed that specifies one for
     # that stage): ColorJitter(0.5, 0.5, 0.5, 0.2), grayscale p=0.2 and its 3×3 Gaussian blur on the pseudo-labelled
-    # target (its random rescale and crop of the target are not applied)
+    # target and on the source (its random rescale and crop of the target are not applied)
     'self_training': lambda p: dict(trg_aug=True, jitter=(0.5, 0.5, 0.5, 0.2), grayscale=0.2, blur='sdca'),
 }
 
@@ -125,7 +125,7 @@ def embedded_config(method:str, # a name of `BENCH_METHODS` (or 'self_training')
     data = dict(src='synthia', trg='cityscapes', src_root=str(root/'synthia'), trg_root=str(root/'cityscapes'),
                 src_split='train', trg_split='train', val_split='heldout', test_split='val', label_space='cityscapes19',
                 src_size=list(p.src_size), trg_size=list(p.trg_size), eval_size=list(p.trg_size), norm='imagenet',
-                flip=0.5, trg_flip=0.5, bs_src=p.bs, bs_trg=p.bs, workers=0,
+                flip=0.5, trg_flip=0.5, bs_src=p.bs, bs_trg=p.bs, workers=0, cache=True,   # a few hundred small images, read many times
                 trg_labels=(method == 'oracle'), pseudo_dir=pseudo_dir)
     if base in DATA_SETTINGS: data.update(DATA_SETTINGS[base](p))
     model = dict(name='small', n_cls=19, width=p.width, multi_level=True, depth_head=True, density_head=True, init=init)

@@ -61,6 +61,8 @@ class DataCfg:
     stats_dir:Optional[str] = None        # where class statistics are cached (default: the run folder)
     pseudo_dir:Optional[str] = None       # target pseudo-labels `<pseudo_dir>/<name>.png`
     trg_labels:bool = False               # also load target training labels (oracle runs, analysis)
+    cache:bool = False                    # keep the decoded training samples (and pseudo-labels) in memory: for small
+                                          # datasets such as the embedded one (each loader worker holds its own copy)
 
 # %% ../../nbs/04_data.loaders.ipynb #c008
 def _open(name, root, split, cfg, args, **kw):
@@ -179,10 +181,22 @@ def stats_classes(stats:list) -> list:
 # %% ../../nbs/04_data.loaders.ipynb #c024
 class _Draws(Dataset):
     "A dataset read by `(index, sample_seed)` keys: loads the sample (and its pseudo-label), transforms it under the seed."
-    def __init__(self, ds, tf, pseudo_dir=None): self.ds, self.tf, self.pseudo_dir = ds, tf, pseudo_dir
+    def __init__(self, ds, tf, pseudo_dir=None, cache:Optional[dict]=None):
+        self.ds, self.tf, self.pseudo_dir, self.cache = ds, tf, pseudo_dir, cache   # cache: index -> decoded sample
     def __len__(self): return len(self.ds)
     def __getitem__(self, key):
         i, s_seed = key
+        if self.cache is None: s = self._load(i)
+        else:
+            if i not in self.cache: self.cache[i] = self._load(i)
+            s = {k: v.clone() if torch.is_tensor(v) else v for k, v in self.cache[i].items()}   # the transforms get copies
+        if self.tf is None: return s
+        with torch.random.fork_rng(devices=[]):   # the caller's generator is left untouched
+            torch.default_generator.manual_seed(s_seed)   # the transforms draw on the CPU generator (`torch.manual_seed` would also queue the seeding of every GPU, far slower per sample)
+            return self.tf(s)
+
+    def _load(self, i) -> dict:
+        "The decoded sample `i` with its pseudo-label."
         s = self.ds.get(i, compact=self.tf is not None) if isinstance(self.ds, SegDataset) else self.ds[i]
         if self.pseudo_dir is not None:
             p = read_png(os.path.join(self.pseudo_dir, s['name'] + '.png'))
@@ -190,10 +204,7 @@ class _Draws(Dataset):
             if p.shape[-2:] != s['img'].shape[-2:]:
                 p = F.interpolate(p[None].float(), size=tuple(s['img'].shape[-2:]), mode='nearest').to(p.dtype)[0]
             s['pl'] = tv_tensors.Mask(p[0] if self.tf is not None else p[0].long())   # the transform ends in int64
-        if self.tf is None: return s
-        with torch.random.fork_rng(devices=[]):   # the caller's generator is left untouched
-            torch.default_generator.manual_seed(s_seed)   # the transforms draw on the CPU generator (`torch.manual_seed` would also queue the seeding of every GPU, far slower per sample)
-            return self.tf(s)
+        return s
 
 def check_pseudo_dir(ds, pseudo_dir):
     "Fail at once, naming them, if pseudo-labels of `ds`'s items are missing from `pseudo_dir`."
@@ -204,8 +215,9 @@ class PairedLoader:
     "Infinite paired `src_`/`trg_` batches with an exactly resumable order (`state_dict`/`load_state_dict`)."
     def __init__(self, src:SegDataset, trg:Optional[SegDataset], bs_src:int=1, bs_trg:int=1, seed:int=0,
                  src_tf=None, trg_tf=None, workers:int=0, class_stats:Optional[list]=None,
-                 pseudo_dir=None, pin_memory:bool=False):
+                 pseudo_dir=None, pin_memory:bool=False, cache:bool=False):
         self.ds = {'src': src, 'trg': trg}
+        self.cache = {'src': {}, 'trg': {}} if cache else None   # decoded samples, kept across iterators (`_Draws`)
         self.bs, self.tf, self.seed, self.workers, self.pin = {'src': bs_src, 'trg': bs_trg}, {'src': src_tf, 'trg': trg_tf}, seed, workers, pin_memory
         self.classes = None if class_stats is None else stats_classes(class_stats)
         if self.classes is not None and len(self.classes) != len(src): raise UdaError("class statistics do not match the source dataset")
@@ -224,7 +236,8 @@ class PairedLoader:
 
     def _loader(self, d):
         w = self.workers
-        return DataLoader(_Draws(self.ds[d], self.tf[d], self.pseudo_dir if d == 'trg' else None), batch_size=self.bs[d],
+        return DataLoader(_Draws(self.ds[d], self.tf[d], self.pseudo_dir if d == 'trg' else None, self.cache and self.cache[d]),
+                          batch_size=self.bs[d],
                           sampler=self._sampler(d), num_workers=w, worker_init_fn=seed_worker if w else None,
                           generator=torch.Generator().manual_seed(_mix(self.seed, d, 'workers')),
                           pin_memory=self.pin, prefetch_factor=2 if w else None)
@@ -265,7 +278,7 @@ def paired_loader(cfg:DataCfg, seed:int, datasets:Optional[dict]=None, run_dir=N
         if cache is None: logger.warning("class statistics are not cached: give stats_dir or a run folder")
         stats = class_stats(ds['src'], cache, workers=cfg.workers)
     return PairedLoader(ds['src'], ds['trg'], cfg.bs_src, cfg.bs_trg, seed, tfs['src'], tfs['trg'], cfg.workers,
-                        class_stats=stats, pseudo_dir=cfg.pseudo_dir)
+                        class_stats=stats, pseudo_dir=cfg.pseudo_dir, cache=cfg.cache)
 
 def eval_loader(cfg:DataCfg, split:str='val', datasets:Optional[dict]=None, bs:int=1, workers:Optional[int]=None) -> DataLoader:
     "A sequential loader over the target's `split` ('val' or 'test') with the evaluation transform."
