@@ -37,9 +37,9 @@ SSL_RULE = {'sdca_ssl': dict(rule='median'), 'sim_ssl': dict(rule='median'), 'de
 # seconds per seed of each method on a 2-core machine, two runs at a time (the mean over the seeds of a `--full` bench
 # with the preset below; a self-training variant counts both rounds): only the order in which the bench starts ready
 # runs uses them, longest first
-RUN_SECONDS = {'source_only': 35, 'oracle': 33, 'minent': 97, 'advent': 166, 'maxsquare': 70, 'iw_maxsquare': 81,
-               'iw_maxsquare_multi': 99, 'oce': 96, 'sdca': 125, 'sdca_ssl': 92, 'sim': 117, 'sim_ssl': 94,
-               'depth_distribution': 134, 'depth_distribution_ssl': 90}
+RUN_SECONDS = {'source_only': 37, 'oracle': 47, 'minent': 86, 'advent': 149, 'maxsquare': 66, 'iw_maxsquare': 70,
+               'iw_maxsquare_multi': 93, 'oce': 87, 'sdca': 107, 'sdca_ssl': 166, 'sim': 103, 'sim_ssl': 165,
+               'depth_distribution': 124, 'depth_distribution_ssl': 171}
 
 def ssl_variant(run_name:str):
     "The self-training variant of a run name (`sdca_ssl` for `sdca_ssl` and its earlier rounds `sdca_ssl_r1`, ...), else None."
