@@ -236,7 +236,8 @@ class PairedLoader:
 
     def _loader(self, d):
         w = self.workers
-        return DataLoader(_Draws(self.ds[d], self.tf[d], self.pseudo_dir if d == 'trg' else None, self.cache and self.cache[d]),
+        return DataLoader(_Draws(self.ds[d], self.tf[d], self.pseudo_dir if d == 'trg' else None,
+                                 None if self.cache is None else self.cache[d]),
                           batch_size=self.bs[d],
                           sampler=self._sampler(d), num_workers=w, worker_init_fn=seed_worker if w else None,
                           generator=torch.Generator().manual_seed(_mix(self.seed, d, 'workers')),

@@ -104,7 +104,7 @@ class Trainer:
             logger.warning(f"train.channels_last is ignored for this method on the CPU: oneDNN computes wrong gradients (or "
                            f"corrupts memory) for 1x1 strided convolutions with < 16 input channels: {', '.join(bad[:3])}")
             self.channels_last = False
-        # the model and the method's own modules (discriminators: their 4×4 convolutions are faster channels-last too)
+        # the model and the method's own modules (the discriminators) in one layout
         if self.channels_last: self.method.to(memory_format=torch.channels_last)
         if self.cfg.compile: self.method.model.compile()
         self.opts = self._build_optimizers()
