@@ -62,7 +62,8 @@ class DataCfg:
     pseudo_dir:Optional[str] = None       # target pseudo-labels `<pseudo_dir>/<name>.png`
     trg_labels:bool = False               # also load target training labels (oracle runs, analysis)
     cache:bool = False                    # keep the decoded training samples (and pseudo-labels) in memory: for small
-                                          # datasets such as the embedded one (each loader worker holds its own copy)
+                                          # datasets such as the embedded one (with workers, each worker process fills
+                                          # its own copy, anew for every iterator)
 
 # %% ../../nbs/04_data.loaders.ipynb #c008
 def _open(name, root, split, cfg, args, **kw):
@@ -217,7 +218,7 @@ class PairedLoader:
                  src_tf=None, trg_tf=None, workers:int=0, class_stats:Optional[list]=None,
                  pseudo_dir=None, pin_memory:bool=False, cache:bool=False):
         self.ds = {'src': src, 'trg': trg}
-        self.cache = {'src': {}, 'trg': {}} if cache else None   # decoded samples, kept across iterators (`_Draws`)
+        self.cache = {'src': {}, 'trg': {}} if cache else None   # decoded samples (`_Draws`); kept across iterators when workers=0
         self.bs, self.tf, self.seed, self.workers, self.pin = {'src': bs_src, 'trg': bs_trg}, {'src': src_tf, 'trg': trg_tf}, seed, workers, pin_memory
         self.classes = None if class_stats is None else stats_classes(class_stats)
         if self.classes is not None and len(self.classes) != len(src): raise UdaError("class statistics do not match the source dataset")
