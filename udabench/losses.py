@@ -10,7 +10,8 @@ from torch import Tensor
 from .core import UdaError, IGNORE_INDEX
 
 # %% auto #0
-__all__ = ['entropy_map', 'self_information', 'seg_ce', 'lovasz_softmax', 'berhu', 'bce_adv']
+__all__ = ['EMPTY_MODES', 'entropy_map', 'self_information', 'check_empty', 'empty_loss', 'seg_ce', 'lovasz_softmax', 'berhu',
+           'bce_adv']
 
 # %% ../nbs/07_losses.ipynb #c005
 def entropy_map(logits:Tensor,          # (B,C,H,W) raw class scores
@@ -32,12 +33,26 @@ def self_information(logits:Tensor # (B,C,H,W) raw class scores
     return -p * torch.log2(p + 1e-30) / math.log2(logits.shape[1])
 
 # %% ../nbs/07_losses.ipynb #c012
+EMPTY_MODES = ('zero', 'nan')
+
+def check_empty(empty:str): # 'zero' or 'nan'
+    "Refuse an unknown `empty` mode (the value of a loss term over no pixel)."
+    if empty not in EMPTY_MODES: raise UdaError(f"empty (method.empty_loss) must be 'zero' or 'nan', got '{empty}'")
+
+def empty_loss(*like:Tensor, # tensors the term would have been computed from (keeps it in their graph)
+               empty:str='zero') -> Tensor: # 'zero' (udabench) or 'nan' (the seeds' 0/0)
+    "The value of a loss term over nothing: an exact 0 connected to the graph of `like`, or NaN for `empty='nan'`."
+    check_empty(empty)
+    z = sum(x.sum() * 0. for x in like)
+    return z + float('nan') if empty == 'nan' else z
+
 def seg_ce(logits:Tensor,                  # (B,C,h,w) raw scores, any resolution
            lbl:Tensor,                     # (B,H,W) int64 train ids, `ignore_index` = void
            weight:Tensor|None=None,        # (C,) optional class weights
-           ignore_index:int=IGNORE_INDEX
+           ignore_index:int=IGNORE_INDEX,
+           empty:str='zero'                # all pixels ignored: 'zero' (udabench) or 'nan' (the seeds' 0/0)
           ) -> Tensor:                     # scalar
-    "Cross-entropy of `logits` (upsampled to `lbl`'s size) against `lbl`, optional class `weight`; all-ignored → 0."
+    "Cross-entropy of `logits` (upsampled to `lbl`'s size) against `lbl`, optional class `weight`; all-ignored → 0 (`empty='zero'`)."
     if logits.dim() != 4 or lbl.dim() != 3:
         raise UdaError(f"seg_ce expects logits (B,C,h,w) and labels (B,H,W), got {tuple(logits.shape)} and {tuple(lbl.shape)}")
     if logits.shape[0] != lbl.shape[0]:
@@ -50,6 +65,8 @@ def seg_ce(logits:Tensor,                  # (B,C,h,w) raw scores, any resolutio
     valid = lbl != ignore_index
     if weight is None: denom = valid.sum().to(total.dtype)
     else: denom = (weight[torch.where(valid, lbl, 0)] * valid).sum()
+    check_empty(empty)
+    if empty == 'nan': return total / denom
     return total / torch.where(denom > 0, denom, torch.ones_like(denom))
 
 # %% ../nbs/07_losses.ipynb #c017

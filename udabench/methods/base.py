@@ -18,6 +18,7 @@ __all__ = ['MethodCfg', 'upsample', 'Method']
 class MethodCfg(Section):
     "Base of every method's hyper-parameter section; `name` selects the method."
     name: str = 'source_only'
+    empty_loss: str = 'zero'   # a term over no pixel or feature: 'zero' (udabench), 'nan' (the seeds' 0/0)
 
 def upsample(x:Tensor, # (B,C,h,w) logits or features
              size): # (H,W) target size

@@ -12,6 +12,7 @@ from ..core import Section, METHODS, UdaError, IGNORE_INDEX
 from .base import Method, MethodCfg, upsample
 from .source_only import seg_terms
 from .maxsquare import iw_maxsquare_loss
+from ..losses import empty_loss
 
 # %% auto #0
 __all__ = ['assign_classes', 'downsample_labels', 'flatten_feat', 'class_centroids', 'smooth_centroids', 'norm_dist',
@@ -79,26 +80,28 @@ def norm_dist(x:Tensor, # any shape
 def feat_to_centroid(feat:Tensor, # (N,F) features of one domain
                      assign:Tensor, # (N,) their classes (outside [0,C) = none)
                      cent:Tensor, # (C,F) centroids
-                     p:float=1
+                     p:float=1,
+                     empty:str='zero' # no feature has a class: 'zero', or 'nan' (the seed divides by a zero count)
                     ) -> Tensor: # scalar
-    "Mean over the classes present in `assign` of `dist(c_k - F_k)`; 0 when no feature has a class."
+    "Mean over the classes present in `assign` of `dist(c_k - F_k)`; 0 when no feature has a class (`empty='zero'`)."
     ks = [k for k in torch.unique(assign).tolist() if 0 <= k < cent.shape[0]]
-    if not ks: return feat.sum() * 0. + cent.sum() * 0.
+    if not ks: return empty_loss(feat, cent, empty=empty)
     return torch.stack([norm_dist(cent[k] - feat[assign == k].float(), p) for k in ks]).mean()
 
 def centroid_to_centroid(cent:Tensor, # (C,F) centroids
                          seen:Tensor, # (C,) bool valid rows
-                         p:float=1
+                         p:float=1,
+                         empty:str='zero' # fewer than two seen classes: 'zero', or 'nan' (the seed's 0/0)
                         ) -> Tensor: # scalar
     "Mean over seen classes of `dist(c_k - C_{not k})` against the other seen centroids; 0 with fewer than two."
     c = cent[seen]
-    if c.shape[0] < 2: return cent.sum() * 0.
+    if c.shape[0] < 2: return empty_loss(cent, empty=empty)
     return torch.stack([norm_dist(c[k] - torch.cat([c[:k], c[k+1:]]), p) for k in range(c.shape[0])]).mean()
 
-def clustering_terms(feats:list, assigns:list, cent:Tensor, seen:Tensor, p:float=1) -> tuple:
+def clustering_terms(feats:list, assigns:list, cent:Tensor, seen:Tensor, p:float=1, empty:str='zero') -> tuple:
     "`(f_dist_src, f_dist_trg, c_dist)` of the clustering loss for source/target `feats` and `assigns`."
-    return (feat_to_centroid(feats[0], assigns[0], cent, p), feat_to_centroid(feats[1], assigns[1], cent, p),
-            centroid_to_centroid(cent, seen, p))
+    return (feat_to_centroid(feats[0], assigns[0], cent, p, empty), feat_to_centroid(feats[1], assigns[1], cent, p, empty),
+            centroid_to_centroid(cent, seen, p, empty))
 
 # %% ../../nbs/23_methods.oce.ipynb #c018
 def orthogonality_loss(feat:Tensor, # (N,F) features of both domains
@@ -195,7 +198,7 @@ class OCE(Method):
             assigns = self.assignments(batch, out, probs, c.assign_cluster)
             cent, seen = self.centroids(feats, assigns)
             if use['trg_cluster']:
-                fds, fdt, cd = clustering_terms(feats, assigns, cent, seen, c.cluster_norm_order)
+                fds, fdt, cd = clustering_terms(feats, assigns, cent, seen, c.cluster_norm_order, c.empty_loss)
                 a, b, g = c.lambdas_cluster if c.lambdas_cluster is not None else (1., 1., 1.)
                 terms['trg_cluster'] = a * fds + b * fdt - g * cd
         if use['trg_ortho'] or use['trg_sparse'] or smooth:

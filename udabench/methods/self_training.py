@@ -63,7 +63,7 @@ class SelfTraining(Method):
         if 'trg_pl' not in batch:
             raise UdaError("self_training needs pseudo-labels in the batch ('trg_pl'): set data.pseudo_dir to the folder "
                            "written by `udabench pseudo-label`")
-        terms = {'trg_seg': seg_ce(out['trg_logits'], batch['trg_pl'])}
+        terms = {'trg_seg': seg_ce(out['trg_logits'], batch['trg_pl'], empty=self.cfg.empty_loss)}
         if self.uses_src: terms['src_seg'] = seg_ce(out['src_logits'], batch['src_lbl'])
         return terms
 
