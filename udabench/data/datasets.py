@@ -4,7 +4,7 @@
 
 # %% ../../nbs/02_data.datasets.ipynb #c001
 from __future__ import annotations
-import gzip, hashlib, os, struct, zlib
+import gzip, os, struct, zlib
 from pathlib import Path
 from typing import Optional
 
@@ -21,7 +21,7 @@ from ..core import DATASETS, IGNORE_INDEX, UdaError, logger
 from .labels import LabelSpace, get_lut, get_space, remap
 
 # %% auto #0
-__all__ = ['CROSSCITY_CITIES', 'png_info', 'read_png', 'read_rgb', 'write_png', 'resources_dir', 'read_list', 'holdout_split',
+__all__ = ['CROSSCITY_CITIES', 'png_info', 'read_png', 'read_rgb', 'write_png', 'resources_dir', 'read_list', 'packaged_list',
            'SegDataset', 'GTA5', 'cityscapes_palette', 'save_palettised', 'Synthia', 'Cityscapes', 'NTHUCrossCity',
            'Mapillary']
 
@@ -84,11 +84,9 @@ def read_list(path) -> list[str]:
     if p.suffix == '.gz': raw = gzip.decompress(raw)
     return [l.split()[0] for l in raw.decode('utf-8').splitlines() if l.strip() and not l.lstrip().startswith('#')]
 
-def holdout_split(names:list, # items to split
-                  n:int):     # how many to hold out
-    "Deterministic split of `names` into (kept, held-out `n`): those with the smallest SHA-1 are held out; order kept."
-    held = set(sorted(names, key=lambda s: hashlib.sha1(s.encode()).hexdigest())[:n])
-    return [s for s in names if s not in held], [s for s in names if s in held]
+def packaged_list(rel:str) -> Path:
+    "Path of the packaged list `resources/lists/<rel>`; a `Path` in a dataset's `_lists` table is read as such a file."
+    return resources_dir()/'lists'/rel
 
 def _gta5_official(split):
     code = ''.join(read_list(resources_dir()/'lists/gta5/official_split.txt.gz'))
@@ -129,7 +127,7 @@ class SegDataset(Dataset):
         if on_missing not in ('error', 'skip'): raise UdaError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
         if on_size_mismatch not in ('resize', 'error'): raise UdaError(f"on_size_mismatch must be 'resize' or 'error', got {on_size_mismatch!r}")
         self.on_size_mismatch, self._warned = on_size_mismatch, set()
-        self.labels = (split in self.labelled_splits) if labels is None else labels
+        self.labels = self._labelled(split) if labels is None else labels
         if depth and not self.has_depth: raise UdaError(f"{cls} has no depth maps")
         if inst and not self.has_inst: raise UdaError(f"{cls} has no instance maps")
         self.depth, self.inst, self._space_arg = depth, inst, label_space
@@ -159,6 +157,7 @@ class SegDataset(Dataset):
     # -- to override --
     def _setup(self, **kw):
         if kw: raise TypeError(f"{type(self).__name__}: unexpected arguments {sorted(kw)}")
+    def _labelled(self, split) -> bool: return split in self.labelled_splits
     def _layout(self): pass
     def _lists(self) -> dict: return {}
     def _item(self, line) -> dict: raise NotImplementedError
@@ -179,7 +178,9 @@ class SegDataset(Dataset):
         if split not in table[self.variant]:
             raise UdaError(f"{cls}: no split '{split}' in variant '{self.variant}' (known: {', '.join(table[self.variant])}) "
                            f"and no list file '{own}'; pass list_path= to use your own list")
-        return table[self.variant][split](), f"udabench list {self.key}/{self.variant}/{split}"
+        src, name = table[self.variant][split], f"udabench list {self.key}/{self.variant}/{split}"
+        if isinstance(src, Path): return read_list(src), f"{name}, file {src.relative_to(resources_dir().parent.parent).as_posix()}"
+        return src(), name
 
     # -- reading --
     def __len__(self): return len(self.items)
@@ -246,9 +247,6 @@ def _stem(token):
 
 # %% ../../nbs/02_data.datasets.ipynb #c020
 def _range_lines(a, b): return lambda: [str(i) for i in range(a, b)]
-def _need_list(msg): 
-    def f(): raise UdaError(msg)
-    return f
 
 @DATASETS.register('gta5', overwrite=True)
 class GTA5(SegDataset):
@@ -260,11 +258,9 @@ class GTA5(SegDataset):
         if self.labels: self.lbl_dir = self._need_dir(self.root/'labels', 'GTA5 labels/NNNNN.png')
     def _lists(self):
         off = {s: (lambda s=s: _gta5_official(s)) for s in ('train', 'val', 'test')}
-        uda = _need_list("GTA5: the UDAclustering split (train 23,966 / val 508) is not shipped with udabench and cannot be "
-                         "derived; pass list_path= the UDAclustering repository's datasets/GTA5/{train,val}.txt")
         return {'full': {'train': _range_lines(1, 24967), 'all': _range_lines(1, 24967)},
                 'maxsquare': {**off, 'all': _range_lines(1, 24967)},
-                'udaclustering': {'train': uda, 'val': uda}}
+                'udaclustering': {s: packaged_list(f'gta5/udaclustering_{s}.txt.gz') for s in ('train', 'val')}}
     def _item(self, line):
         s = _stem(line); s = s.zfill(5) if s.isdigit() else s
         it = {'name': s, 'img': f'{self.img_dir}/{s}.png'}
@@ -304,10 +300,9 @@ class Synthia(SegDataset):
         if self.inst and self.label_dir != 'GT/LABELS': raise UdaError("Synthia: instance ids are only in GT/LABELS")
     def _lists(self):
         full = _range_lines(0, 9400)
-        held = lambda i: holdout_split(full(), 100)[i]
         return {'full': {'train': full, 'all': full},
                 'maxsquare': {'train': _range_lines(0, 9000), 'val': _range_lines(9000, 9400), 'all': full},
-                'udaclustering': {'train': lambda: held(0), 'val': lambda: held(1)}}
+                'udaclustering': {s: packaged_list(f'synthia/udaclustering_{s}.txt.gz') for s in ('train', 'val')}}
     def _item(self, line):
         s = _stem(line); s = s.zfill(7) if s.isdigit() else s
         it = {'name': s, 'img': f'{self.img_dir}/{s}.png'}
@@ -341,17 +336,17 @@ class Cityscapes(SegDataset):
     def _folder(self, split):
         if self.variant == 'udaclustering': return {'train': 'train', 'val': 'train', 'test': 'val'}.get(split, split)
         return split
+    def _labelled(self, split): return self._folder(split) in self.labelled_splits   # udaclustering's test is the official val
     def _layout(self):
         f = self._folder(self.split)
         self._need_dir(self.root/'leftImg8bit', 'Cityscapes leftImg8bit/<split>/<city>/')
         if not self.own_list(self.split).is_file(): self._need_dir(self.root/'leftImg8bit'/f, f'Cityscapes images of split {self.split}')
         if self.labels or self.inst: self._need_dir(self.root/'gtFine', 'Cityscapes gtFine/<split>/<city>/')
     def _lists(self):
-        rd = lambda s: read_list(resources_dir()/f'lists/cityscapes/{s}.txt.gz')
+        rd = lambda s: packaged_list(f'cityscapes/{s}.txt.gz')
         test = lambda: sorted(str(p.relative_to(self.root/'leftImg8bit'/'test')) for p in (self.root/'leftImg8bit'/'test').glob('*/*_leftImg8bit.png'))
-        return {'full': {'train': lambda: rd('train'), 'val': lambda: rd('val'), 'test': test},
-                'udaclustering': {'train': lambda: holdout_split(rd('train'), 500)[0], 'val': lambda: holdout_split(rd('train'), 500)[1],
-                                  'test': lambda: rd('val')}}
+        return {'full': {'train': rd('train'), 'val': rd('val'), 'test': test},
+                'udaclustering': {s: rd(f'udaclustering_{s}') for s in ('train', 'val', 'test')}}
     def _item(self, line):
         parts = line.strip('/').split('/')
         if parts[0] == 'leftImg8bit': folder, parts = parts[1], parts[2:]
