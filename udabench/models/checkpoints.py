@@ -6,7 +6,7 @@
 from __future__ import annotations
 import argparse, copy, hashlib, re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional, Union
 
@@ -16,13 +16,14 @@ from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..core import UdaError, ConfigError, MODELS, safe_load, atomic_save, to_dict, from_dict, apply_overrides, logger
-from .deeplab import ModelCfg, SegModel, DeepLabV2
+from .deeplab import ModelCfg, SegModel, DeepLabV2, FrozenBatchNorm2d
 from . import vgg as _vgg, small as _small   # their models join the `MODELS` registry
 
 # %% auto #0
-__all__ = ['LAYOUTS', 'strip_prefixes', 'detect_layout', 'layout_state_dict', 'LoadReport', 'load_weights', 'build_model',
-           'save_weights', 'load_model', 'caffe_init_keys', 'file_sha256', 'hash_in_name_ok', 'infer_model_cfg',
-           'add_convert_checkpoint_args', 'run_convert_checkpoint', 'count_params', 'count_flops']
+__all__ = ['LAYOUTS', 'strip_prefixes', 'detect_layout', 'layout_state_dict', 'bn_kind', 'LoadReport', 'load_weights',
+           'build_model', 'save_weights', 'load_model', 'caffe_init_keys', 'file_sha256', 'hash_in_name_ok',
+           'infer_model_cfg', 'check_bn_regime', 'add_convert_checkpoint_args', 'run_convert_checkpoint',
+           'count_params', 'count_flops']
 
 # %% ../../nbs/06a_models.checkpoints.ipynb #c005
 LAYOUTS = {
@@ -79,6 +80,7 @@ def detect_layout(obj, # a loaded checkpoint (the object `torch.load` returned)
 
 # %% ../../nbs/06a_models.checkpoints.ipynb #c009
 _INIT_NORM = {'caffe_init': 'caffe', 'tv_resnet': 'imagenet'}  # the input normalisation these weights expect
+_NBT = 'num_batches_tracked'  # nn.BatchNorm2d's counter; FrozenBatchNorm2d has none
 
 def _vgg_index(k:str):
     "torchvision VGG-16 `features.i.*` → DeepLab-v2 trunk index (pool4 removed), None for what the trunk lacks."
@@ -117,23 +119,37 @@ def layout_state_dict(obj, # a loaded checkpoint
 def _apply_aliases(sd:dict, model_keys, aliases:dict) -> dict:
     out = {}
     for k, v in sd.items():
-        if k not in model_keys:
+        probe = k[:-len(_NBT)] + 'running_var' if k.endswith(_NBT) else k  # a counter goes where its layer's statistics go
+        if probe not in model_keys:
             for a, b in aliases.items():
-                if k.startswith(a) and b + k[len(a):] in model_keys: k = b + k[len(a):]; break
+                if probe.startswith(a) and b + probe[len(a):] in model_keys: k = b + k[len(a):]; break
         out[k] = v
     return out
+
+# %% ../../nbs/06a_models.checkpoints.ipynb #c010b
+_INIT_LAYOUTS = ('caffe_init', 'tv_resnet', 'tv_vgg')      # initial weights: heads and counters may be left out
+_COUNTED_LAYOUTS = ('udabench', 'udabench_train', 'sdca')  # their writers always save nn.BatchNorm2d's counters
+
+def bn_kind(sd:Mapping, # a flat state dict: a file's (as `layout_state_dict` maps it) or a model's
+            layout:str='udabench' # the file's layout (a model's own state dict: the default)
+           ) -> Optional[str]:
+    "`'batchnorm'` (nn.BatchNorm2d), `'frozen'` (FrozenBatchNorm2d) or None (no BatchNorm, or it cannot tell) for `sd`."
+    if not any(k.endswith('running_var') for k in sd): return None
+    if any(k.endswith(_NBT) for k in sd): return 'batchnorm'
+    return 'frozen' if layout in _COUNTED_LAYOUTS else None
 
 # %% ../../nbs/06a_models.checkpoints.ipynb #c012
 @dataclass
 class LoadReport:
-    "What `load_weights` did: layout, tensors loaded, kept at init, cast, and any key problems."
+    "What `load_weights` did: layout, tensors loaded, kept at init, dropped, cast, and any key problems."
     name:str; layout:str
     loaded:int = 0  # tensors copied from the file
     kept:list = field(default_factory=list)  # model keys the layout does not provide (left at their init)
+    dropped:list = field(default_factory=list)  # init-file counters with no place in the model's FrozenBatchNorm2d
     cast:int = 0  # tensors converted to the model's dtype (e.g. fp16 -> fp32)
     missing:list = field(default_factory=list)  # model keys absent from the file
     unexpected:list = field(default_factory=list)  # file keys with no place in the model
-    mismatched:list = field(default_factory=list)  # (key, file shape, model shape)
+    mismatched:list = field(default_factory=list)  # (key, file shape, model shape), the main classifier's first
     hints:list = field(default_factory=list)
 
     @property
@@ -141,35 +157,55 @@ class LoadReport:
 
     def problems(self, n:int=8) -> str:
         "The missing/unexpected/mismatched keys (first `n` of each) and hints, one kind per line."
-        def few(xs): return ', '.join(xs[:n]) + (f', … and {len(xs) - n} more' if len(xs) > n else '')
         lines = []
         if self.mismatched:
             lines.append(f"  shape mismatch ({len(self.mismatched)}): " +
-                         few([f"{k}: checkpoint {tuple(a)} vs model {tuple(b)}" for k, a, b in self.mismatched]))
-        if self.missing: lines.append(f"  missing from the checkpoint ({len(self.missing)}): {few(self.missing)}")
-        if self.unexpected: lines.append(f"  unexpected in the checkpoint ({len(self.unexpected)}): {few(self.unexpected)}")
+                         _few([f"{k}: checkpoint {tuple(a)} vs model {tuple(b)}" for k, a, b in self.mismatched], n))
+        if self.missing: lines.append(f"  missing from the checkpoint ({len(self.missing)}): {_few(self.missing, n)}")
+        if self.unexpected: lines.append(f"  unexpected in the checkpoint ({len(self.unexpected)}): {_few(self.unexpected, n)}")
         lines += [f"  hint: {h}" for h in self.hints]
         return '\n'.join(lines)
 
     def __str__(self):
         s = f"{self.name} ({self.layout}): {self.loaded} tensors loaded"
         if self.kept: s += f", {len(self.kept)} kept at init ({', '.join(sorted({k.split('.')[0] for k in self.kept}))})"
+        if self.dropped: s += f", {len(self.dropped)} {_NBT} counters dropped (the model's FrozenBatchNorm2d has none)"
         if self.cast: s += f", {self.cast} cast to the model dtype"
         return s + ('' if self.ok else '\n' + self.problems())
 
-def _hints(rep:LoadReport, model) -> list:
+def _few(xs:list, n:int=8) -> str: return ', '.join(xs[:n]) + (f', … and {len(xs) - n} more' if len(xs) > n else '')
+
+_MAIN_CLS = ('layer6.', 'classifier.')  # the main classifier: its shapes tell the number of classes
+_HEAD_GROUPS = [(('layer5.', 'aux_classifier.'), 'multi_level', 'auxiliary head'),
+                (('enc5_',), 'depth_head', 'depth head'), (('enc4_', 'dec4.'), 'density_head', 'density head')]
+
+def _hints(rep:LoadReport, msd:dict) -> list:
     h = []
     for k, a, b in rep.mismatched:
         if k.endswith('conv2d_list.0.weight') and tuple(a[1:]) == tuple(b[1:]):
             h.append(f"the checkpoint has {a[0]} classes and the model {b[0]}: set model.n_cls={a[0]}"); break
-    aux = ('layer5.', 'aux_classifier.')
-    if any(k.startswith(aux) for k in rep.unexpected): h.append("the checkpoint has an auxiliary head: set model.multi_level=true")
-    if any(k.startswith(aux) for k in rep.missing): h.append("the checkpoint has no auxiliary head: set model.multi_level=false")
-    for p, opt in [('enc5_', 'depth_head'), ('enc4_', 'density_head')]:
-        if any(k.startswith(p) for k in rep.unexpected): h.append(f"the checkpoint has the depth method's heads: set model.{opt}=true")
-        if any(k.startswith(p) for k in rep.missing): h.append(f"the checkpoint has no {opt.replace('_', ' ')}: set model.{opt}=false")
+    for pre, opt, what in _HEAD_GROUPS:
+        group = [k for k in msd if k.startswith(pre) and not k.endswith(_NBT)]
+        miss = [k for k in rep.missing if k.startswith(pre)]
+        if not group and any(k.startswith(pre) for k in rep.unexpected):
+            h.append("the checkpoint has an auxiliary head: set model.multi_level=true" if opt == 'multi_level'
+                     else f"the checkpoint has the depth method's heads: set model.{opt}=true")
+        if miss and len(miss) == len(group): h.append(f"the checkpoint has no {what}: set model.{opt}=false")
+        elif miss:  # a partial head is not a model option: the file lost tensors
+            h.append(f"the checkpoint's {what} is incomplete ({len(group) - len(miss)} of its {len(group)} tensors present, "
+                     f"missing {_few(miss, 4)}): the file is damaged or was not written completely")
+    frozen_slots = [k for k in rep.unexpected if k.endswith(_NBT) and k[:-len(_NBT)] + 'running_var' in msd]
+    if frozen_slots:
+        h.append(f"the checkpoint has {_NBT} counters for {len(frozen_slots)} BatchNorm layers that the model builds as "
+                 "FrozenBatchNorm2d (no counters): the weights were trained with nn.BatchNorm2d (eps 1e-5); set model.bn=train")
+    no_count = [k for k in rep.missing if k.endswith(_NBT)]
+    if no_count and len(no_count) == sum(k.endswith(_NBT) for k in msd):
+        h.append(f"the checkpoint has BatchNorm statistics but no {_NBT} counter: the weights were trained with "
+                 "FrozenBatchNorm2d (SDCA's FREEZE_BN, no eps); set model.bn=frozen")
+    elif no_count:
+        h.append(f"{len(no_count)} of the BatchNorm layers lack the {_NBT} counter that the others have: the file is damaged or incomplete")
     heads = ('layer5.', 'layer6.', 'classifier.', 'aux_classifier.', 'enc4_', 'enc5_', 'dec4.')
-    trunk = [k for k in rep.missing + rep.unexpected + [m[0] for m in rep.mismatched] if not k.startswith(heads)]
+    trunk = [k for k in rep.missing + rep.unexpected + [m[0] for m in rep.mismatched] if not k.startswith(heads) and not k.endswith(_NBT)]
     if len(trunk) > 8:
         h.insert(0, "many backbone keys or shapes differ: is this checkpoint for another architecture (model.name, width, layers)?")
     return h
@@ -194,19 +230,24 @@ def load_weights(model:nn.Module, # the model to fill (DataParallel/DDP/compiled
     sd, optional = layout_state_dict(obj, layout, getattr(model, 'head_names', ()), name)
     msd = model.state_dict()
     sd = _apply_aliases(sd, msd, getattr(model, 'key_aliases', {}))
-    nbt = lambda k: k.endswith('num_batches_tracked')
+    nbt = lambda k: k.endswith(_NBT)
+    stats_of = lambda k: k[:-len(_NBT)] + 'running_var'  # the counter's BatchNorm layer, by its statistics
     rep = LoadReport(name, layout)
     rep.kept = [k for k in msd if k not in sd and not nbt(k) and optional and k.startswith(optional)]
-    rep.missing = [k for k in msd if k not in sd and not nbt(k) and k not in rep.kept]
-    rep.unexpected = [k for k in sd if k not in msd and not nbt(k)]
+    # counters are required only where the layout always saves them, for layers whose statistics the file has
+    need = lambda k: not nbt(k) or (layout in _COUNTED_LAYOUTS and stats_of(k) in sd)
+    rep.missing = [k for k in msd if k not in sd and k not in rep.kept and need(k)]
+    if layout in _INIT_LAYOUTS: rep.dropped = [k for k in sd if nbt(k) and k not in msd and stats_of(k) in msd]
+    rep.unexpected = [k for k in sd if k not in msd and k not in rep.dropped]
     rep.mismatched = [(k, tuple(v.shape), tuple(msd[k].shape)) for k, v in sd.items() if k in msd and v.shape != msd[k].shape]
-    rep.hints = _hints(rep, model)
+    rep.mismatched.sort(key=lambda m: not m[0].startswith(_MAIN_CLS))  # stable: the informative ones first
+    rep.hints = _hints(rep, msd)
     if strict and not rep.ok:
         raise UdaError(f"cannot load {name} (layout '{layout}') into {type(model).__name__}: strict key matching failed\n{rep.problems()}")
     bad = {k for k, *_ in rep.mismatched}
     new = {}
     for k, v in sd.items():
-        if k not in msd or k in bad or (nbt(k) and v.dtype != msd[k].dtype): continue
+        if k not in msd or k in bad: continue
         if v.dtype != msd[k].dtype:
             rep.cast += 1
             v = v.to(msd[k].dtype)
@@ -243,7 +284,7 @@ def save_weights(model:nn.Module, # a model built by `build_model` (or pass `cfg
     return atomic_save({'format': 'udabench-v1', 'model_cfg': to_dict(cfg), 'state_dict': sd}, path)
 
 def load_model(path, # a file written by `save_weights`
-               **overrides): # ModelCfg fields to change (not the architecture), e.g. bn='frozen'
+               **overrides): # ModelCfg fields to change (not the architecture), e.g. bn='train_affine'
     "Build the model recorded in udabench checkpoint `path` and load its weights."
     obj = safe_load(path)
     if not isinstance(obj, Mapping) or obj.get('format') != 'udabench-v1':
@@ -305,8 +346,36 @@ def infer_model_cfg(obj, # a loaded checkpoint
     d['multi_level'] = any(k.startswith(('layer5.', 'aux_classifier.')) for k in keys)
     d['depth_head'], d['density_head'] = 'enc5_1.weight' in keys, 'enc4_1.weight' in keys
     if name == 'deeplabv2_r101_tv': d.pop('bn', None)
+    kind = None if layout in _INIT_LAYOUTS else bn_kind(sd, layout)  # nn.BatchNorm2d or FrozenBatchNorm2d: SDCA trains with both
+    if kind == 'frozen': d['bn'] = 'frozen'
+    if kind == 'batchnorm' and name == 'deeplabv2_r101_tv': d['bn'] = 'train'
     if name == 'deeplabv2_vgg16': d.pop('bn', None); d.pop('multi_level')
     return from_dict(ModelCfg, {**d, **fields})
+
+def check_bn_regime(obj, # a loaded checkpoint
+                    layout:str, # its layout
+                    model:nn.Module, # the model it is about to be loaded into
+                    name:str='checkpoint'): # file name, for messages
+    "Refuse a `model` whose BatchNorm layer (`bn_kind`) is not the one checkpoint `obj` was trained with."
+    if layout in _INIT_LAYOUTS: return  # initial weights go into either (SDCA: ImageNet BatchNorm into FrozenBatchNorm2d)
+    sd, _ = layout_state_dict(obj, layout)
+    model = _unwrap_model(model)
+    fk, mk = bn_kind(sd, layout), bn_kind(model.state_dict())
+    if fk is None or mk is None or fk == mk: return
+    bn = getattr(model, 'bn', '?')
+    eps = next((m.eps for m in model.modules() if isinstance(m, (FrozenBatchNorm2d, nn.BatchNorm2d))), None)
+    eps = '0' if not eps else f'{eps:.0e}'.replace('e-0', 'e-')
+    if fk == 'batchnorm':
+        keys = [k for k in sd if k.endswith(_NBT)]
+        raise UdaError(f"{name}: the checkpoint has {len(keys)} {_NBT} keys ({_few(keys, 3)}): it was trained with nn.BatchNorm2d "
+                       f"(eps 1e-5), but bn={bn} builds FrozenBatchNorm2d (eps {eps}), which has no such keys, so the converted "
+                       f"model would not be the trained one. Pass --set bn=train (or train_affine, frozen_affine: nn.BatchNorm2d too), or "
+                       f"leave bn unset")
+    stats = [k for k in sd if k.endswith('running_var')]
+    raise UdaError(f"{name}: the checkpoint has BatchNorm statistics ({_few(stats, 3)}) but no {_NBT} keys: it was trained "
+                   f"with FrozenBatchNorm2d (bn=frozen; SDCA's FREEZE_BN=True), but bn={bn} builds nn.BatchNorm2d (eps {eps}), "
+                   f"so the converted model would not be the trained one. Pass --set bn=frozen, or leave bn unset (it is "
+                   f"inferred from the missing keys)")
 
 def add_convert_checkpoint_args(parser:argparse.ArgumentParser):
     "Arguments of `udabench convert-checkpoint`."
@@ -328,6 +397,8 @@ def run_convert_checkpoint(args) -> int:
     layout = detect_layout(obj, str(args.inp)) if args.layout == 'auto' else args.layout
     cfg = infer_model_cfg(obj, layout, args.model, n_cls=args.n_cls, aspp_branches=args.aspp_branches)
     if args.set: cfg = apply_overrides(cfg, args.set)
+    with torch.device('meta'):  # shapes only: refuse a contradicting BatchNorm before building the real model
+        check_bn_regime(obj, layout, build_model(replace(cfg, init=None)), str(args.inp))
     model = build_model(cfg)
     rep = load_weights(model, obj, layout, name=str(args.inp))
     save_weights(model, out, cfg)
