@@ -17,7 +17,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..core import UdaError, ConfigError, MODELS, safe_load, atomic_save, to_dict, from_dict, apply_overrides, logger
 from .deeplab import ModelCfg, SegModel, DeepLabV2, FrozenBatchNorm2d
-from . import vgg as _vgg, small as _small   # their models join the `MODELS` registry
+from . import vgg as _vgg, small as _small, mit as _mit   # their models join the `MODELS` registry
+from .mit import MIT_LAYOUTS, detect_mit_layout, mit_layout_state_dict, mit_model_cfg
 
 # %% auto #0
 __all__ = ['LAYOUTS', 'strip_prefixes', 'detect_layout', 'layout_state_dict', 'bn_kind', 'LoadReport', 'load_weights',
@@ -39,6 +40,7 @@ LAYOUTS = {
     'tv_resnet': "torchvision ResNet (ImageNet)",
     'tv_vgg': "torchvision / Caffe-converted VGG-16 (ImageNet)",
 }
+LAYOUTS.update(MIT_LAYOUTS)  # SegFormer ImageNet MiT and mmseg/DAFormer/MIC files (udabench.models.mit)
 _WRAP_PREFIXES = ('module.', '_orig_mod.')
 
 def strip_prefixes(sd:Mapping, prefixes=_WRAP_PREFIXES) -> dict:
@@ -66,6 +68,8 @@ def detect_layout(obj, # a loaded checkpoint (the object `torch.load` returned)
         raise UdaError(f"{name}: not a checkpoint: expected a dict of weights, got a {type(obj).__name__}")
     if obj.get('format') == 'udabench-v1': return 'udabench'
     if obj.get('format') == 'udabench-train-v1': return 'udabench_train'
+    mit = detect_mit_layout(obj)  # before 'maxsquare': mmseg files also keep their weights under 'state_dict'
+    if mit: return mit
     if 'feature_extractor' in obj and 'classifier' in obj: return 'sdca'
     if isinstance(obj.get('state_dict'), Mapping): return 'maxsquare'
     if isinstance(obj.get('model'), Mapping):
@@ -79,7 +83,7 @@ def detect_layout(obj, # a loaded checkpoint (the object `torch.load` returned)
     return 'raw'
 
 # %% ../../nbs/06a_models.checkpoints.ipynb #c009
-_INIT_NORM = {'caffe_init': 'caffe', 'tv_resnet': 'imagenet'}  # the input normalisation these weights expect
+_INIT_NORM = {'caffe_init': 'caffe', 'tv_resnet': 'imagenet', 'mit_imnet': 'imagenet'}  # the input normalisation these weights expect
 _NBT = 'num_batches_tracked'  # nn.BatchNorm2d's counter; FrozenBatchNorm2d has none
 
 def _vgg_index(k:str):
@@ -95,6 +99,7 @@ def layout_state_dict(obj, # a loaded checkpoint
     "`(state_dict, optional_prefixes)`: checkpoint `obj` as a flat state dict and the key prefixes it may lack."
     if layout not in LAYOUTS: raise UdaError(f"unknown checkpoint layout '{layout}'; known: {', '.join(LAYOUTS)}")
     heads = tuple(f'{h}.' for h in head_names)
+    if layout in MIT_LAYOUTS: return mit_layout_state_dict(obj, layout, name)
     if layout in ('udabench', 'maxsquare'): return _tensor_dict(obj.get('state_dict'), f"{name} ['state_dict']"), ()
     if layout == 'udabench_train':
         meth = obj.get('method') if isinstance(obj.get('method'), Mapping) else {}
@@ -127,7 +132,7 @@ def _apply_aliases(sd:dict, model_keys, aliases:dict) -> dict:
     return out
 
 # %% ../../nbs/06a_models.checkpoints.ipynb #c010b
-_INIT_LAYOUTS = ('caffe_init', 'tv_resnet', 'tv_vgg')      # initial weights: heads and counters may be left out
+_INIT_LAYOUTS = ('caffe_init', 'tv_resnet', 'tv_vgg', 'mit_imnet')      # initial weights: heads and counters may be left out
 _COUNTED_LAYOUTS = ('udabench', 'udabench_train', 'sdca')  # their writers always save nn.BatchNorm2d's counters
 
 def bn_kind(sd:Mapping, # a flat state dict: a file's (as `layout_state_dict` maps it) or a model's
@@ -335,6 +340,7 @@ def infer_model_cfg(obj, # a loaded checkpoint
     if layout == 'udabench' and isinstance(obj.get('model_cfg'), Mapping):
         return from_dict(ModelCfg, {**obj['model_cfg'], **fields, **({'name': name} if name else {})})
     sd, _ = layout_state_dict(obj, layout)
+    if layout in MIT_LAYOUTS: return mit_model_cfg(sd, **({'name': name} if name else {}), **fields)
     keys = set(sd)
     if name is None:
         if any(k.startswith(('features.', 'backbone.0.')) for k in keys) or layout == 'tv_vgg': name = 'deeplabv2_vgg16'
