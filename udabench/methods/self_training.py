@@ -9,6 +9,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
 from ..core import Section, METHODS, UdaError, safe_load, logger
 from ..losses import seg_ce
+from ..models.checkpoints import load_weights
 from .base import Method, MethodCfg
 
 # %% auto #0
@@ -49,10 +50,7 @@ class SelfTraining(Method):
 
     def before_fit(self, trainer):
         if self.cfg.restart_from_init or getattr(trainer, 'it', 0) > 0: return   # a resumed run has its own weights
-        sd = model_state(safe_load(self.cfg.adapted_ckpt), self.cfg.adapted_ckpt)
-        missing, unexpected = self.model.load_state_dict(sd, strict=False)
-        if missing or unexpected:
-            raise UdaError(f"{self.cfg.adapted_ckpt}: does not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        load_weights(self.model, self.cfg.adapted_ckpt)   # strict: names missing/unexpected keys and BatchNorm mismatches
         logger.info(f"self-training continues from the adapted model {self.cfg.adapted_ckpt}")
 
     def outputs(self, batch:dict) -> dict:
