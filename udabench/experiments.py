@@ -16,8 +16,9 @@ from .data.loaders import DataCfg, build_datasets, paired_loader, eval_loader
 from .data.labels import get_space
 from .models.deeplab import ModelCfg
 from .models.checkpoints import build_model, load_weights
-from .evaluate import EvalCfg, evaluate
-from .metrics import per_class_table
+from .evaluate import EvalCfg, evaluate, summary_table
+from .metrics import FIGURES
+from .original import original_overrides
 from .methods.base import MethodCfg
 from .train.core import TrainCfg, Trainer
 from .train.callbacks import default_callbacks, EvalCallback, TensorBoardCallback
@@ -28,7 +29,7 @@ from .train.distributed import init_distributed, wrap_distributed, ShardedStream
 # %% auto #0
 __all__ = ['METHOD_MODULES', 'register_methods', 'Config', 'load_experiment', 'make_config', 'check_config', 'build_method',
            'make_evaluator', 'environment', 'run_experiment', 'evaluate_checkpoint', 'summarize', 'run_seeds',
-           'add_train_args', 'run_train', 'add_eval_args', 'run_eval', 'run_pseudo_label']
+           'add_train_args', 'config_from_args', 'run_train', 'add_eval_args', 'run_eval', 'run_pseudo_label']
 
 # %% ../nbs/40_experiments.ipynb #c005
 METHOD_MODULES = ('source_only', 'minent', 'maxsquare', 'oce', 'sdca', 'sim', 'self_training', 'depth_distribution')
@@ -117,7 +118,9 @@ def _eval_weights(method, weights_path, evaluator):
     finally: model.load_state_dict(own)
 
 def _brief(res:dict) -> dict:
-    return {k: v for k, v in res.items() if k in ('miou', 'pixel_acc', 'n_images', 'per_class_iou') or k.startswith('miou_')}
+    "The figures of an `evaluate` result that a run records (every class-averaged figure and subset, per-class values)."
+    return {k: v for k, v in res.items() if k in ('pixel_acc', 'n_images', 'per_class_iou', 'per_class_acc', 'per_class_precision')
+            or k.startswith(FIGURES)}
 
 def run_experiment(cfg:Config, resume:bool=False, run_dir=None, callbacks:list=None, quiet:bool=False) -> dict:
     "Train `cfg` into a run folder under `cfg.out` (never overwriting one) and evaluate it; returns the results."
@@ -203,6 +206,14 @@ def add_train_args(p):
     p.add_argument('--resume', action='store_true', help='continue the run folder of this config exactly from its last.pth')
     p.add_argument('--seeds', type=int, nargs='+', help='run once per seed and report mean ± std')
     p.add_argument('--nproc', type=int, default=0, help='processes (GPUs) to launch with torchrun')
+    p.add_argument('--original', action='store_true', help="the seeds' behaviour wherever udabench corrects a bug (udabench.original)")
+
+def config_from_args(args, extra:list=()) -> Config:
+    "The experiment of `args.config` with `args.overrides` (and `extra`); `--original` first adds `original_overrides`."
+    over = list(extra) + list(args.overrides)
+    cfg = load_experiment(args.config, over)
+    if getattr(args, 'original', False): cfg = load_experiment(args.config, original_overrides(cfg) + over)   # the user's overrides win
+    return cfg
 
 def run_train(args) -> int:
     if args.nproc and args.nproc > 1 and 'RANK' not in os.environ:
@@ -210,7 +221,7 @@ def run_train(args) -> int:
         if str(args.nproc) in argv: argv.remove(str(args.nproc))
         torchrun = shutil.which('torchrun') or str(Path(sys.executable).parent/'torchrun')
         return subprocess.call([torchrun, f'--nproc_per_node={args.nproc}', '-m', 'udabench.cli', *argv])
-    cfg = load_experiment(args.config, args.overrides + ([f'out={args.out}'] if args.out else []))
+    cfg = config_from_args(args, [f'out={args.out}'] if args.out else [])
     if args.seeds:
         agg = run_seeds(cfg, args.seeds, resume=args.resume)
         print(json.dumps({k: v for k, v in agg.items() if k != 'runs'}, indent=1))
@@ -225,12 +236,12 @@ def add_eval_args(p):
     p.add_argument('overrides', nargs='*', help='key=value overrides')
     p.add_argument('--split', default='val', choices=['val', 'test'], help="target split: data.val_split ('val') or data.test_split ('test')")
     p.add_argument('--json', help='also write the results to this JSON file')
+    p.add_argument('--original', action='store_true', help="the seeds' evaluation figures where udabench corrects them")
 
 def run_eval(args) -> int:
-    cfg = load_experiment(args.config, args.overrides)
+    cfg = config_from_args(args)
     res = evaluate_checkpoint(cfg, args.checkpoint, args.split)
-    print(per_class_table(res['per_class_iou']))
-    print(' '.join(f'{k} {v:.2f}' for k, v in res.items() if k.startswith('miou')))
+    print(summary_table(res))
     if args.json: atomic_write_text(args.json, json.dumps(res, indent=1, default=str))
     return 0
 

@@ -14,9 +14,10 @@ from .base import Method, MethodCfg, upsample
 from .source_only import resolve_multi_level, seg_terms
 
 # %% auto #0
-__all__ = ['TARGET_KEYS', 'maxsquare_loss', 'iw_class_weights', 'iw_pixel_weights', 'iw_maxsquare_loss', 'mean_entropy_loss',
-           'iw_entropy_loss', 'hard_pseudo_label', 'fused_pseudo_label', 'hard_loss', 'MaxSquareCfg', 'MaxSquare',
-           'IWMaxSquareCfg', 'IWMaxSquareMultiCfg', 'IWMaxSquare', 'IWMaxSquareMulti']
+__all__ = ['IW_BROADCASTS', 'TARGET_KEYS', 'maxsquare_loss', 'iw_class_weights', 'iw_pixel_weights', 'iw_weight_map',
+           'iw_maxsquare_loss', 'mean_entropy_loss', 'iw_entropy_loss', 'hard_pseudo_label', 'fused_pseudo_label',
+           'hard_loss', 'MaxSquareCfg', 'MaxSquare', 'IWMaxSquareCfg', 'IWMaxSquareMultiCfg', 'IWMaxSquare',
+           'IWMaxSquareMulti']
 
 # %% ../../nbs/22_methods.maxsquare.ipynb #c005
 def maxsquare_loss(logits:Tensor # (B,C,H,W) raw scores
@@ -44,13 +45,28 @@ def iw_pixel_weights(prob:Tensor, # (B,C,H,W) class probabilities (or logits: on
     return w.gather(1, pred.flatten(1)).view_as(pred)
 
 # %% ../../nbs/22_methods.maxsquare.ipynb #c013
+IW_BROADCASTS = ('channel', 'trailing')
+
+def iw_weight_map(w:Tensor, # (B,H,W) pixel weights
+                  n_cls:int, # C of the (B,C,H,W) map they multiply
+                  broadcast:str='channel' # 'channel' (correct) or 'trailing' (the seeds' broadcasting)
+                 ) -> Tensor:
+    "Pixel weights shaped to multiply a (B,C,H,W) map: unsqueezed on the class axis, or as the seeds broadcast them."
+    if broadcast == 'channel': return w.unsqueeze(1)
+    if broadcast != 'trailing': raise UdaError(f"method.iw_broadcast must be one of {', '.join(IW_BROADCASTS)}, got '{broadcast}'")
+    if w.shape[0] not in (1, n_cls):
+        raise UdaError(f"method.iw_broadcast='trailing' (the seeds' broadcasting) works only with batch size 1 "
+                       f"(or batch size = {n_cls} classes, where it misweights): got batch size {w.shape[0]}")
+    return w   # (B,H,W) against (B,C,H,W): aligned on the last three axes, right only for B = 1
+
 def iw_maxsquare_loss(logits:Tensor, # (B,C,H,W) raw scores
-                      iw_ratio:float=0.2 # α of the image-wise class weights
+                      iw_ratio:float=0.2, # α of the image-wise class weights
+                      broadcast:str='channel' # 'channel', or 'trailing' for the seeds' (B,H,W)·(B,C,H,W) product
                      ) -> Tensor: # scalar
     "Image-wise class-balanced MaxSquare `-Σ w·p²/(B·C)`, correct for any batch size (weights unsqueezed on C)."
     p = logits.float().softmax(1)
-    w = iw_pixel_weights(p, iw_ratio)
-    return -(w.unsqueeze(1) * p.pow(2)).sum() / (p.shape[0] * p.shape[1])
+    w = iw_weight_map(iw_pixel_weights(p, iw_ratio), p.shape[1], broadcast)
+    return -(w * p.pow(2)).sum() / (p.shape[0] * p.shape[1])
 
 # %% ../../nbs/22_methods.maxsquare.ipynb #c019
 def mean_entropy_loss(logits:Tensor # (B,C,H,W) raw scores
@@ -59,11 +75,15 @@ def mean_entropy_loss(logits:Tensor # (B,C,H,W) raw scores
     return entropy_map(logits.float()).mean() / logits.shape[1]
 
 def iw_entropy_loss(logits:Tensor, # (B,C,H,W) raw scores
-                    iw_ratio:float=0.2
+                    iw_ratio:float=0.2,
+                    broadcast:str='channel' # as in `iw_maxsquare_loss`
                    ) -> Tensor: # scalar
     "Image-wise class-balanced entropy `Σ w·H/(B·C)` (`iw_entropy` mode), weights unsqueezed for any batch size."
-    w = iw_pixel_weights(logits, iw_ratio)
-    return (w * entropy_map(logits.float())).sum() / (logits.shape[0] * logits.shape[1])
+    B, C = logits.shape[:2]
+    w = iw_weight_map(iw_pixel_weights(logits, iw_ratio), C, broadcast)
+    if broadcast == 'channel': return (w[:, 0] * entropy_map(logits.float())).sum() / (B * C)
+    lp = logits.float().log_softmax(1)
+    return (w * -(lp.exp() * lp)).sum() / (B * C)   # the seeds' element-wise terms, weighted as they broadcast
 
 # %% ../../nbs/22_methods.maxsquare.ipynb #c023
 def hard_pseudo_label(logits:Tensor, # (B,C,H,W) raw scores
@@ -84,10 +104,11 @@ def fused_pseudo_label(main:Tensor, # (B,C,H,W) main-head logits
     return torch.where(keep, lbl, torch.full_like(lbl, IGNORE_INDEX))
 
 def hard_loss(logits:Tensor, # (B,C,H,W) raw scores
-              threshold:float=0.95
+              threshold:float=0.95,
+              empty:str='zero' # no confident pixel: 0, or 'nan' (the seed's 0/0)
              ) -> Tensor: # scalar
     "The `hard` target mode: cross-entropy against the confident argmax (`hard_pseudo_label`)."
-    return seg_ce(logits, hard_pseudo_label(logits, threshold))
+    return seg_ce(logits, hard_pseudo_label(logits, threshold), empty=empty)
 
 # %% ../../nbs/22_methods.maxsquare.ipynb #c027
 TARGET_KEYS = {'maxsquare': 'trg_maxsq', 'iw_maxsquare': 'trg_iw_maxsq', 'entropy': 'trg_ent',
@@ -102,6 +123,7 @@ class MaxSquareCfg(MethodCfg):
     iw_ratio: float = 0.2            # α of the image-wise class weights (IW modes)
     threshold: float = 0.95          # τ of the hard mode and of the self-produced guidance
     multi: bool = False              # multi-level self-produced guidance (model needs an aux head)
+    iw_broadcast: str = 'channel'    # IW weights on the class axis; 'trailing': the seeds' broadcasting (batch size 1 only)
     lambda_src_seg: float = 1.0
     lambda_src_seg_aux: float = 0.1  # λ_seg (multi)
     lambda_trg_maxsq: float = 0.1    # λ_target of each target mode
@@ -133,10 +155,10 @@ class MaxSquare(Method):
         "The unweighted target loss of `cfg.target_mode`."
         m, c = self.cfg.target_mode, self.cfg
         if m == 'maxsquare': return maxsquare_loss(logits)
-        if m == 'iw_maxsquare': return iw_maxsquare_loss(logits, c.iw_ratio)
+        if m == 'iw_maxsquare': return iw_maxsquare_loss(logits, c.iw_ratio, c.iw_broadcast)
         if m == 'entropy': return mean_entropy_loss(logits)
-        if m == 'iw_entropy': return iw_entropy_loss(logits, c.iw_ratio)
-        return hard_loss(logits, c.threshold)
+        if m == 'iw_entropy': return iw_entropy_loss(logits, c.iw_ratio, c.iw_broadcast)
+        return hard_loss(logits, c.threshold, c.empty_loss)
 
     def losses(self, batch:dict, out:dict) -> dict:
         c = self.cfg
@@ -146,7 +168,7 @@ class MaxSquare(Method):
         terms[self.trg_key] = self.target_term(main)
         if c.multi:
             aux = upsample(out['trg_aux'], size)
-            terms['trg_seg_aux'] = seg_ce(aux, fused_pseudo_label(main, aux, c.threshold))
+            terms['trg_seg_aux'] = seg_ce(aux, fused_pseudo_label(main, aux, c.threshold), empty=c.empty_loss)
         return terms
 
 @Section.register('iw_maxsquare')

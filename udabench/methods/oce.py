@@ -136,6 +136,7 @@ class OCECfg(MethodCfg):
     lambda_trg_ortho: float = 2.0      # λ_ortho
     lambda_trg_sparse: float = 0.5     # λ_sparse
     iw_ratio: float = 0.2
+    iw_broadcast: str = 'channel'      # 'trailing': the reference's broadcasting of the IW weights (batch size 1 only)
     lambdas_cluster: Optional[tuple[float, float, float]] = None  # (a, b, g): a·f_dist_s + b·f_dist_t - g·c_dist
     cluster_norm_order: int = 1
     ortho_temp: float = 1.0
@@ -188,7 +189,7 @@ class OCE(Method):
         c, use = self.cfg, self.use
         terms = seg_terms(out, batch['src_lbl'], 'src')
         trg = upsample(out['trg_logits'], batch['trg_img'].shape[-2:])
-        if use['trg_iw_maxsq']: terms['trg_iw_maxsq'] = iw_maxsquare_loss(trg, c.iw_ratio)
+        if use['trg_iw_maxsq']: terms['trg_iw_maxsq'] = iw_maxsquare_loss(trg, c.iw_ratio, c.iw_broadcast)
         smooth = c.centroid_smoothing >= 0
         if not (use['trg_cluster'] or use['trg_ortho'] or use['trg_sparse']): return terms
         probs = {'src': upsample(out['src_logits'], batch['src_img'].shape[-2:]).detach().float().softmax(1),

@@ -12,6 +12,7 @@ from torch import Tensor
 from ..core import Section, METHODS, UdaError, IGNORE_INDEX, atomic_save, safe_load, logger
 from .base import Method, MethodCfg, upsample
 from .source_only import seg_terms
+from ..losses import empty_loss
 
 # %% auto #0
 __all__ = ['DIST_FILES', 'down_labels', 'SemanticDistributionEstimator', 'pixel_contrastive_bound', 'skip_done',
@@ -81,11 +82,12 @@ def pixel_contrastive_bound(feat:Tensor, # (B,A,h,w) or (N,A) features (or logit
                             lbl:Tensor, # (B,H,W) or (N,) labels of those pixels, 255 = ignore
                             mean:Tensor, # (C,A) class means (detached)
                             var:Tensor, # (C,A) diagonal class covariances (detached)
-                            tau:float=100.) -> Tensor:
+                            tau:float=100.,
+                            empty:str='zero') -> Tensor: # no labelled pixel: 0, or 'nan' (the reference's 0/0)
     "Closed-form upper bound of the pixel contrastive loss of `feat` with labels `lbl` against the class Gaussians `mean`, `var`."
     x, y = _flatten(feat, lbl)
     keep = (y >= 0) & (y < mean.shape[0])
-    if not keep.any(): return feat.sum() * 0.
+    if not keep.any(): return empty_loss(feat, empty=empty)
     x, y = F.normalize(x[keep].float(), dim=1), y[keep]
     mu = F.normalize(mean.detach().to(x), dim=1)
     sig = F.normalize(var.detach().to(x), dim=1) / tau
@@ -246,8 +248,8 @@ class SDCA(Method):
         levels = [('feat', self.feat_est, fs, ft)] + ([('out', self.out_est, os_, ot)] if c.multi_level else [])
         for lvl, est, s, t in levels:
             if c.update_stats: est.update(s, ms)
-            terms[f'src_{lvl}_pcl'] = pixel_contrastive_bound(s, ms, est.mean, est.var, c.tau)
-            terms[f'trg_{lvl}_pcl'] = pixel_contrastive_bound(t, mt, est.mean, est.var, c.tau)
+            terms[f'src_{lvl}_pcl'] = pixel_contrastive_bound(s, ms, est.mean, est.var, c.tau, c.empty_loss)
+            terms[f'trg_{lvl}_pcl'] = pixel_contrastive_bound(t, mt, est.mean, est.var, c.tau, c.empty_loss)
         return terms
 
 METHODS.register('sdca', obj=SDCA, overwrite=True)
