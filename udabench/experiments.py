@@ -260,7 +260,7 @@ def run_pseudo_label(args) -> int:
     if args.full_res and cfg.data.keep_aspect: raise UdaError("--full-res cannot be used with data.keep_aspect (labels are padded with the image)")
     loader = pseudo_label_loader(cfg, args.split, gt=not args.no_gt, bs=args.bs, workers=args.workers)
     res = generate_pseudo_labels(model, loader, args.out, rule=args.rule, threshold=args.threshold, q=args.quantile,
-                                 n_bins=args.bins, full_res=args.full_res, spatial_prior=prior, flip=args.flip,
+                                 selection=args.selection, n_bins=args.bins, full_res=args.full_res, spatial_prior=prior, flip=args.flip,
                                  device=device, max_images=args.max_images)
     print(json.dumps({k: v for k, v in res.items() if k != 'per_class_iou'}, indent=1))
     return 0

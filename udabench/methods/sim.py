@@ -9,15 +9,15 @@ import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
 from scipy import ndimage
-from ..core import Section, METHODS, UdaError, IGNORE_INDEX
+from ..core import Section, METHODS, UdaError, IGNORE_INDEX, logger
 from ..losses import seg_ce, bce_adv
-from ..models.heads import FCDiscriminator
+from ..models.heads import FCDiscriminator, ASPPClassifier
 from .base import Method, MethodCfg, upsample
 from .sdca import down_labels
 
 # %% auto #0
-__all__ = ['STUFF_19', 'THINGS_19', 'FeatureBank', 'masked_avg_pool', 'thing_instances', 'min_l1', 'SIMCfg', 'main_classifier',
-           'SIM']
+__all__ = ['INSTANCE_TIES', 'STUFF_19', 'THINGS_19', 'FeatureBank', 'introsort_argsort', 'masked_avg_pool', 'thing_instances',
+           'min_l1', 'SIMCfg', 'main_classifier', 'SIM']
 
 # %% ../../nbs/25_methods.sim.ipynb #c005
 class FeatureBank(nn.Module):
@@ -46,6 +46,59 @@ class FeatureBank(nn.Module):
         "The filled slots of ring buffer `k` (all of them once it has wrapped around)."
         return self.bank[k, :min(self.writes(k), self.n_slots)]
 
+# %% ../../nbs/25_methods.sim.ipynb #c038
+_SMALL_QUICKSORT = 15   # numpy: partitions of at most 16 elements are sorted by insertion
+
+def _aheapsort(v:list, a:list, lo:int, n:int):
+    "numpy's index heapsort of `a[lo:lo+n]` by the values `v` (heap positions 1…n)."
+    def sift(tmp, i, n):
+        j = 2 * i
+        while j <= n:
+            if j < n and v[a[lo + j - 1]] < v[a[lo + j]]: j += 1
+            if not v[tmp] < v[a[lo + j - 1]]: break
+            a[lo + i - 1] = a[lo + j - 1]; i, j = j, 2 * j
+        a[lo + i - 1] = tmp
+    for l in range(n >> 1, 0, -1): sift(a[lo + l - 1], l, n)
+    while n > 1:
+        tmp = a[lo + n - 1]; a[lo + n - 1] = a[lo]; n -= 1
+        sift(tmp, 1, n)
+
+def introsort_argsort(v, # (n,) values (component sizes)
+                      depth:int=None) -> np.ndarray: # recursion budget (default numpy's 2·⌊log2 n⌋; negative: heapsort)
+    "`np.argsort(v)` in the order of numpy's own introsort (numpy < 1.25, or no SIMD dispatch): how the reference's sort breaks ties."
+    v = np.asarray(v).ravel().tolist(); n = len(v); a = list(range(n))
+    if n < 2: return np.array(a, dtype=np.int64)
+    pl, pr, stack = 0, n - 1, []
+    depth = 2 * (n.bit_length() - 1) if depth is None else depth
+    while True:
+        if depth < 0: _aheapsort(v, a, pl, pr - pl + 1)     # too little progress: heapsort this partition
+        else:
+            while pr - pl > _SMALL_QUICKSORT:
+                pm = pl + ((pr - pl) >> 1)                    # median of three, moved next to the right end
+                if v[a[pm]] < v[a[pl]]: a[pm], a[pl] = a[pl], a[pm]
+                if v[a[pr]] < v[a[pm]]: a[pr], a[pm] = a[pm], a[pr]
+                if v[a[pm]] < v[a[pl]]: a[pm], a[pl] = a[pl], a[pm]
+                vp, pi, pj = v[a[pm]], pl, pr - 1
+                a[pm], a[pj] = a[pj], a[pm]
+                while True:                                   # scans stop on values equal to the pivot
+                    pi += 1
+                    while v[a[pi]] < vp: pi += 1
+                    pj -= 1
+                    while vp < v[a[pj]]: pj -= 1
+                    if pi >= pj: break
+                    a[pi], a[pj] = a[pj], a[pi]
+                a[pi], a[pr - 1] = a[pr - 1], a[pi]
+                depth -= 1
+                if pi - pl < pr - pi: stack.append((pi + 1, pr, depth)); pr = pi - 1   # the larger part waits
+                else: stack.append((pl, pi - 1, depth)); pl = pi + 1
+            for i in range(pl + 1, pr + 1):                   # insertion sort
+                vi = a[i]; x = v[vi]; j = i
+                while j > pl and x < v[a[j - 1]]: a[j] = a[j - 1]; j -= 1
+                a[j] = vi
+        if not stack: break
+        pl, pr, depth = stack.pop()
+    return np.array(a, dtype=np.int64)
+
 # %% ../../nbs/25_methods.sim.ipynb #c008
 def masked_avg_pool(feat:Tensor, # (A,h,w) feature map of one image
                     masks:Tensor) -> Tensor: # (n,h,w) bool/0-1 masks
@@ -55,13 +108,18 @@ def masked_avg_pool(feat:Tensor, # (A,h,w) feature map of one image
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 
+INSTANCE_TIES = ('reference', 'lower_first')
+
 def thing_instances(mask:Tensor, # (h,w) bool pixels of one class
-                    max_n:int=10) -> Tensor: # keep the largest `max_n` components
+                    max_n:int=10, # keep the largest `max_n` components
+                    ties:str='reference') -> Tensor: # equal sizes: the reference's sort order, or 'lower_first' (stable)
     "8-connected components of `mask`, largest first → (n,h,w) bool, n ≤ `max_n`."
+    if ties not in INSTANCE_TIES: raise UdaError(f"unknown instance order ties='{ties}' (use 'reference' or 'lower_first')")
     comp, n = ndimage.label(mask.detach().cpu().numpy(), structure=_EIGHT)
     if n == 0: return torch.zeros(0, *mask.shape, dtype=torch.bool, device=mask.device)
     size = np.bincount(comp.ravel(), minlength=n + 1)[1:]
-    keep = np.argsort(-size, kind='stable')[:max_n] + 1
+    order = introsort_argsort(size)[::-1] if ties == 'reference' else np.argsort(-size, kind='stable')   # train_sim.py l. 393/444
+    keep = order[:max_n] + 1
     return torch.from_numpy(comp[None] == keep[:, None, None]).to(mask.device)
 
 # %% ../../nbs/25_methods.sim.ipynb #c012
@@ -87,6 +145,9 @@ class SIMCfg(MethodCfg):
     thing_warmup: int = 500                 # same for things
     max_instances: int = 10                 # largest components used per thing class and image
     classifier_check: bool = True           # write/use a vector only when the classifier predicts its class
+    instance_ties: str = 'reference'        # equal-size instances: the reference's sort order, or 'lower_first'
+    pool_absent_stuff: bool = True          # a warm stuff class absent from the target prediction pools to 0 (reference)
+    aspp_check: str = 'warn'                # the reference's classifier sums 2 ASPP branches: 'warn', 'error' or 'off' otherwise
     d_ndf: int = 64                         # filters of the discriminator's first layer
     lambda_src_seg: float = 1.0
     lambda_trg_adv: float = 0.001
@@ -116,7 +177,14 @@ class SIM(Method):
         bad = [k for k in tuple(c.stuff) + tuple(c.things) if not 0 <= k < C]
         if bad or set(c.stuff) & set(c.things):
             raise UdaError(f"SIM: stuff {tuple(c.stuff)} and things {tuple(c.things)} must be disjoint train ids below n_cls={C}")
-        main_classifier(model)                      # fail early when the model has none
+        clf = main_classifier(model)                # fail early when the model has none
+        if c.instance_ties not in INSTANCE_TIES: raise UdaError(f"SIM: unknown instance_ties '{c.instance_ties}' (use 'reference' or 'lower_first')")
+        if c.aspp_check not in ('warn', 'error', 'off'): raise UdaError(f"SIM: unknown aspp_check '{c.aspp_check}' (use 'warn', 'error' or 'off')")
+        if isinstance(clf, ASPPClassifier) and clf.branches != 2 and c.aspp_check != 'off':
+            msg = (f"SIM: the model's main classifier sums {clf.branches} ASPP branches; the reference SIM's sums 2 "
+                   f"(its 2-branch bug decides the classifier check): set model.aspp_branches=2 to reproduce it")
+            if c.aspp_check == 'error': raise UdaError(msg + " (or method.aspp_check='warn' to accept this model)")
+            logger.warning(msg)
         self.disc = FCDiscriminator(C, c.d_ndf)
         self.stuff_bank = FeatureBank(len(c.stuff), c.n_stuff_slots, model.feat_dim)
         self.thing_bank = FeatureBank(len(c.things), c.n_thing_slots, model.feat_dim)
@@ -134,13 +202,13 @@ class SIM(Method):
         w = next(self.classifier.parameters())
         return self.classifier(v.to(w.dtype)[:, :, None, None]).flatten(1).argmax(1)
 
-    def _vectors(self, feat:Tensor, lbl:Tensor, classes, things:bool):
-        "Pooled vectors of one image: per class in `classes` present in `lbl`, one prototype (stuff) or ≤ max_n instances."
+    def _vectors(self, feat:Tensor, lbl:Tensor, classes, things:bool, absent:bool=False):
+        "Pooled vectors of one image: per class in `classes` present in `lbl` (all of them with `absent`: an absent one pools to 0), one prototype (stuff) or ≤ max_n instances."
         out = []
         present = set(lbl.unique().tolist())
         for k, c in enumerate(classes):
-            if c not in present: continue
-            masks = thing_instances(lbl == c, self.cfg.max_instances) if things else (lbl == c)[None]
+            if c not in present and (things or not absent): continue
+            masks = thing_instances(lbl == c, self.cfg.max_instances, self.cfg.instance_ties) if things else (lbl == c)[None]
             out.append((k, c, masked_avg_pool(feat, masks)))
         return out
 
@@ -164,7 +232,7 @@ class SIM(Method):
         warm_t = [cl for k, cl in enumerate(c.things) if self.thing_bank.writes(k) > c.thing_warmup]
         for b in range(len(feat)):
             f = feat[b].float()
-            for k, cl, v in self._vectors(f, pred[b], c.stuff, False):
+            for k, cl, v in self._vectors(f, pred[b], c.stuff, False, absent=c.pool_absent_stuff):
                 if cl not in warm_s or (c.classifier_check and self.predict(v.detach())[0] != cl): continue
                 stuff = stuff + min_l1(v, self.stuff_bank.read(k)).sum()
             for k, cl, v in self._vectors(f, pred[b], c.things, True):
