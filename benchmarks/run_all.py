@@ -12,6 +12,9 @@ RESULTS.md is also copied into the docs page `nbs/benchmarks.ipynb` (its results
     python benchmarks/run_all.py --list          # what would run
     python benchmarks/run_all.py --page-only     # copy RESULTS.md into the docs page (nbs/benchmarks.ipynb) only
 
+A benchmark that needs a GPU (`NEEDS_CUDA`: benchmarks/bench_gpu.py) runs when CUDA is available and is listed as
+skipped otherwise.
+
 The exit status is 1 when a benchmark failed (its error is in the results file), 0 otherwise.
 """
 from __future__ import annotations
@@ -25,7 +28,8 @@ ROOT = HERE.parent
 # still runs (after these); a topic without a file is listed as not measured.
 TOPICS = (('Data pipeline', 'data'), ('Training step', 'train'), ('Evaluation', 'eval'),
           ('Pseudo-label memory', 'pseudo'), ('Density maps', 'density'), ('Embeddings', 'embed'),
-          ('Synthetic data generation', 'synthetic'))
+          ('Synthetic data generation', 'synthetic'), ('GPU training step (one device)', 'gpu'))
+NEEDS_CUDA = ('gpu',)   # keywords of the benchmark files that only run where CUDA is available
 
 # --------------------------------------------------------------------------------------------------------------------
 # Finding the benchmarks
@@ -87,6 +91,15 @@ def machine() -> dict:
         info['commit'] = (sha + (' (with uncommitted changes)' if dirty else '')) if sha else None
     except OSError: info['commit'] = None
     return info
+
+def cuda_available() -> bool:
+    "Whether torch sees a CUDA device (False when torch does not import)."
+    try:
+        import torch
+        return torch.cuda.is_available()
+    except Exception: return False
+
+def needs_cuda(path:Path) -> bool: return any(k in path.stem[len('bench_'):] for k in NEEDS_CUDA)
 
 def loadavg() -> tuple:
     "The 1, 5 and 15 minute load averages (NaNs where the OS has none)."
@@ -181,7 +194,7 @@ def _load_note(results:list, cores:int) -> str:
               "before. Ratios between variants measured side by side in one run are the figures to compare across machines.")
     return s
 
-def results_md(info:dict, results:list, missing:list, argv:list, started:str, total_s:float) -> str:
+def results_md(info:dict, results:list, missing:list, argv:list, started:str, total_s:float, skipped:list=()) -> str:
     "The text of RESULTS.md."
     flag = (' ' + ' '.join(argv)) if argv else ''
     L = ['# udabench benchmark results', '',
@@ -206,6 +219,7 @@ def results_md(info:dict, results:list, missing:list, argv:list, started:str, to
         st = 'ok' if r['ok'] else 'timed out' if r['timed_out'] else f"failed (exit {r['returncode']})"
         L.append(f"| [{r['title']}](#{anchor(r['title'])}) | `{r['script']}` | {st} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | "
                  f"{r['peak_rss_mb']:.0f} | {' / '.join(f'{v:.2f}' for v in r['load_before'])} |")
+    for t, script in skipped: L.append(f"| {t} | `{script}` | skipped: no CUDA device on this machine | | | | |")
     for t in missing: L.append(f"| {t} | – | not measured: no `benchmarks/bench_*.py` for it in this checkout | | | | |")
     L.append('')
     for r in results:
@@ -289,8 +303,12 @@ def main(argv=None) -> int:
         found = [(t, f) for t, f in found if any(k in f.stem for k in keys)]
         missing = []
         if not found: p.error(f"--only {a.only}: no benchmark file matches")
+    cuda = cuda_available()
+    skipped = [(t, f.relative_to(ROOT).as_posix()) for t, f in found if needs_cuda(f) and not cuda]
+    found = [(t, f) for t, f in found if cuda or not needs_cuda(f)]
     if a.list:
         for t, f in found: print(f"{t:<22} {f.relative_to(ROOT)}")
+        for t, f in skipped: print(f"{t:<22} {f} (needs CUDA: skipped on this machine)")
         for t in missing: print(f"{t:<22} (no benchmark script)")
         return 0
     argv_b = ['--quick'] if a.quick else []
@@ -298,6 +316,7 @@ def main(argv=None) -> int:
     started = dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M')
     print(f"{len(found)} benchmark(s) on {info['cpu']}, {info['cores']} cores, GPU {info.get('gpu')}, torch {info.get('torch')}")
     for t in missing: print(f"skipping '{t}': no benchmark script for it")
+    for t, f in skipped: print(f"skipping '{t}' ({f}): no CUDA device on this machine")
     t0, results = time.perf_counter(), []
     for title, f in found:
         rel = f.relative_to(ROOT).as_posix()
@@ -307,7 +326,7 @@ def main(argv=None) -> int:
         print(f"== {'ok' if r['ok'] else 'FAILED'}: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU, peak RSS {r['peak_rss_mb']:.0f} MB",
               flush=True)
         results.append(r)
-    text = results_md(info, results, missing, argv_b, started, time.perf_counter() - t0)
+    text = results_md(info, results, missing, argv_b, started, time.perf_counter() - t0, skipped)
     out = Path(a.out); out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f'.{out.name}.tmp'); tmp.write_text(text); os.replace(tmp, out)
     print(f"\nwrote {out}")

@@ -25,7 +25,7 @@ from .experiments import Config, make_config, run_experiment, summarize, registe
 __all__ = ['BENCH_METHODS', 'SSL_BASE', 'SSL_RULE', 'RUN_SECONDS', 'PRESETS', 'METHOD_SETTINGS', 'DATA_SETTINGS', 'ssl_variant',
            'BenchPreset', 'embedded_config', 'PeakRSS', 'Bench', 'gain_checks', 'results_table', 'report_md',
            'miou_figure', 'per_class_figure', 'embeddings_figure', 'depth_density_figure', 'EmbeddedCheck',
-           'add_bench_args', 'run_bench']
+           'add_bench_args', 'bench_mode', 'run_bench']
 
 # %% ../nbs/42_bench.ipynb #c005
 BENCH_METHODS = ('source_only', 'oracle', 'minent', 'advent', 'maxsquare', 'iw_maxsquare', 'iw_maxsquare_multi', 'oce',
@@ -65,18 +65,25 @@ class BenchPreset:
     eval_every: int = 100
     width: int = 32             # small-model width
     seeds: int = 1
+    blocks: tuple = (1, 1, 1)   # basic blocks per small-model stage
+    synth_size: int = 256       # width of the generated images (at least the training width)
 
     def data(self, workers:int=1) -> Path:
-        "The `udabench synth` folder of this preset's image counts (generated on first use; the same images for any `workers`)."
+        "The `udabench synth` folder of this preset's image counts and size (generated on first use; the same images for any `workers`)."
         return Path(ensure_synthetic(n_src=self.n_src, n_trg_train=self.n_trg, n_trg_heldout=self.n_heldout,
-                                     n_trg_val=self.n_test, workers=workers))
+                                     n_trg_val=self.n_test, size=self.synth_size, workers=workers))
 
 PRESETS = {
     'smoke': BenchPreset(n_src=16, n_trg=12, n_heldout=4, n_test=6, src_iters=3, uda_iters=2, ssl_iters=2, bs=2,
                          eval_every=0, width=8),
     'quick': BenchPreset(),
     'full': BenchPreset(seeds=3),
+    # one GPU: 512-wide images and a small model twice as wide and twice as deep (see "The large preset")
+    'large': BenchPreset(src_size=(512, 288), trg_size=(512, 256), synth_size=512, bs=8, width=64, blocks=(2, 2, 2),
+                         src_iters=1000, uda_iters=1000, ssl_iters=1000, eval_every=200),
 }
+# the smoke counts and iterations with the large preset's model (the pipeline check of `--large --smoke`)
+PRESETS['large_smoke'] = replace(PRESETS['smoke'], width=PRESETS['large'].width, blocks=PRESETS['large'].blocks)
 
 # %% ../nbs/42_bench.ipynb #c007
 METHOD_SETTINGS = {
@@ -129,6 +136,7 @@ def embedded_config(method:str, # a name of `BENCH_METHODS` (or 'self_training')
                 trg_labels=(method == 'oracle'), pseudo_dir=pseudo_dir)
     if base in DATA_SETTINGS: data.update(DATA_SETTINGS[base](p))
     model = dict(name='small', n_cls=19, width=p.width, multi_level=True, depth_head=True, density_head=True, init=init)
+    if tuple(p.blocks) != (1, 1, 1): model['kwargs'] = {'blocks': list(p.blocks)}   # (the other presets' configs stay as they were)
     n = iters or (p.src_iters if method in ('source_only', 'oracle') else p.ssl_iters if ssl else p.uda_iters)
     train = dict(iter_max=n, lr=p.lr, head_lr_mult=p.head_lr_mult, eval_every=p.eval_every, ckpt_every=p.eval_every or n, log_every=10,
                  tensorboard=False, progress=True, channels_last=True)   # channels-last: faster CPU convolutions
@@ -506,6 +514,8 @@ def add_bench_args(p):
     g.add_argument('--full', action='store_const', const='full', dest='mode', help='three seeds')
     g.add_argument('--smoke', action='store_const', const='smoke', dest='mode', help='a few iterations on a tiny set (checks the pipeline)')
     p.set_defaults(mode='quick')
+    p.add_argument('--large', action='store_true', help='the one-GPU preset: 512x256 images, the small model at width 64 with '
+                   'two blocks per stage (with --smoke: that model on the smoke set; with --full: three seeds)')
     p.add_argument('--out', default='bench_out', help='output folder (results.json, report.md, figures, runs/)')
     p.add_argument('--methods', nargs='+', help=f"subset of: {' '.join(BENCH_METHODS)}")
     p.add_argument('--seeds', type=int, help='number of seeds (overrides the mode)')
@@ -513,6 +523,12 @@ def add_bench_args(p):
     p.add_argument('--device', default='cpu', help="'cpu', 'cuda', 'auto'")
     p.add_argument('--jobs', type=int, default=min(2, os.cpu_count() or 1), help='runs trained at the same time (processes, one thread each)')
 
+def bench_mode(args) -> tuple:
+    "`(mode, seeds)` of the `udabench bench` arguments: `--large` turns quick into large, smoke into large_smoke, full into large × 3 seeds."
+    if not getattr(args, 'large', False): return args.mode, args.seeds
+    return {'quick': 'large', 'smoke': 'large_smoke', 'full': 'large'}[args.mode], args.seeds or (3 if args.mode == 'full' else None)
+
 def run_bench(args) -> int:
-    Bench(args.out, args.mode, args.methods, args.seeds, args.data, args.device, jobs=args.jobs)()
+    mode, seeds = bench_mode(args)
+    Bench(args.out, mode, args.methods, seeds, args.data, args.device, jobs=args.jobs)()
     return 0

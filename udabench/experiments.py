@@ -32,7 +32,7 @@ __all__ = ['METHOD_MODULES', 'register_methods', 'Config', 'load_experiment', 'm
            'add_train_args', 'config_from_args', 'run_train', 'add_eval_args', 'run_eval', 'run_pseudo_label']
 
 # %% ../nbs/40_experiments.ipynb #c005
-METHOD_MODULES = ('source_only', 'minent', 'maxsquare', 'oce', 'sdca', 'sim', 'self_training', 'depth_distribution')
+METHOD_MODULES = ('source_only', 'minent', 'maxsquare', 'oce', 'sdca', 'sim', 'self_training', 'depth_distribution', 'dacs', 'mic')
 
 def register_methods():
     "Import every method module of udabench so that their names and config sections are registered."

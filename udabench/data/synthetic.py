@@ -21,10 +21,11 @@ from .datasets import write_png, save_palettised, cityscapes_palette
 # %% auto #0
 __all__ = ['SOURCE', 'TARGET', 'DEFAULT_SEVERITY', 'SYNTH_CLASSES', 'THING_CLASSES', 'CS', 'TEXTURES', 'GRAVEL', 'BRICK', 'GRASS',
            'MOON', 'TEX_SCALE', 'ZMAX', 'SKY_DEPTH', 'PAL_SRC', 'PAL_TRG', 'DOMAIN_CODE', 'VERSION', 'TRAIN_CITIES',
-           'VAL_CITIES', 'DEFAULTS', 'DomainParams', 'domain_params', 'synthia_lut', 'photo_textures', 'Camera',
-           'Canvas', 'render_scene', 'shade', 'image_hw', 'make_sample', 'depth_cm', 'cityscapes_instance_ids',
-           'write_source', 'write_target', 'cityscapes_stem', 'make_folders', 'read_settings', 'generate',
-           'default_data_dir', 'ensure_synthetic', 'add_synth_args', 'run_synth']
+           'VAL_CITIES', 'DEFAULTS', 'REAL_SIZES', 'DomainParams', 'domain_params', 'synthia_lut', 'photo_textures',
+           'Camera', 'Canvas', 'render_scene', 'shade', 'image_hw', 'make_sample', 'depth_cm',
+           'cityscapes_instance_ids', 'write_gta5', 'write_synthia', 'write_source', 'write_target', 'cityscapes_stem',
+           'make_folders', 'read_settings', 'generate', 'default_data_dir', 'ensure_synthetic', 'add_synth_args',
+           'run_synth']
 
 # %% ../../nbs/02a_data.synthetic.ipynb #c006
 @dataclass(frozen=True)
@@ -558,12 +559,15 @@ def image_hw(domain:str, size:int=256) -> tuple:
 
 def make_sample(domain:str, # 'src', 'trg' (training/held-out images) or 'trg_val'
                 index:int, # image index
-                seed:int=0, severity:float=DEFAULT_SEVERITY, size:int=256) -> dict:
+                seed:int=0, severity:float=DEFAULT_SEVERITY, size:int=256, # width; the height follows `image_hw`
+                hw:tuple=None) -> dict: # (H,W) of the image instead of `size`
     "One scene: `img` uint8 (H,W,3), `lbl` Cityscapes ids uint8, `inst` int32 (0 none), `depth` float32 (m), `mark`, `cam`."
     if domain not in DOMAIN_CODE: raise UdaError(f"synthetic: domain must be one of {list(DOMAIN_CODE)}, got {domain!r}")
+    if hw is not None and (len(hw) != 2 or min(int(v) for v in hw) < 16):
+        raise UdaError(f"synthetic: hw must be (H, W) with both at least 16, got {hw!r}")
     rng = np.random.default_rng([seed, DOMAIN_CODE[domain], index])
     p = domain_params('src' if domain == 'src' else 'trg', severity)
-    H, W = image_hw(domain, size)
+    H, W = (int(hw[0]), int(hw[1])) if hw is not None else image_hw(domain, size)
     cv, cam = render_scene(rng, p, H, W)
     img = shade(cv, rng, p)
     return dict(img=img, lbl=cv.lbl, inst=cv.inst, depth=cv.depth, mark=cv.mark & (cv.lbl == CS['road']), cam=cam)
@@ -587,16 +591,24 @@ def cityscapes_instance_ids(s:dict) -> np.ndarray:
 
 def _png(path, img): Image.fromarray(img).save(path, compress_level=1)   # 3x faster than level 6 for 10 % more bytes
 
-def write_source(root:Path, i:int, s:dict):
-    "Write source sample `s` as GTA5 image `i+1` under `root/gta5` and SYNTHIA image `i` under `root/synthia`."
-    g, y = root/'gta5', root/'synthia'
+def write_gta5(root:Path, i:int, s:dict):
+    "Write sample `s` as GTA5 image `i+1` under `root/gta5`: `images/NNNNN.png` and the palettised `labels/NNNNN.png`."
+    g = root/'gta5'
     _png(g/'images'/f'{i + 1:05d}.png', s['img'])
     save_palettised(g/'labels'/f'{i + 1:05d}.png', s['lbl'], cityscapes_palette(gta5=True))
+
+def write_synthia(root:Path, i:int, s:dict):
+    "Write sample `s` as SYNTHIA image `i` under `root/synthia`: `RGB/`, 16-bit `GT/LABELS/` and `Depth/Depth/` (cm)."
+    y = root/'synthia'
     _png(y/'RGB'/f'{i:07d}.png', s['img'])
     syn = synthia_lut()[s['lbl']].astype(np.uint16)
     syn[s['mark']] = SYNTHIA_RAW_IDS['lanemarking']
     write_png(y/'GT'/'LABELS'/f'{i:07d}.png', np.stack([syn, s['inst'].astype(np.uint16), np.zeros_like(syn)], -1))
     write_png(y/'Depth'/'Depth'/f'{i:07d}.png', np.repeat(depth_cm(s)[..., None], 3, -1))
+
+def write_source(root:Path, i:int, s:dict):
+    "Write source sample `s` as GTA5 image `i+1` under `root/gta5` and SYNTHIA image `i` under `root/synthia`."
+    write_gta5(root, i, s); write_synthia(root, i, s)
 
 def write_target(root:Path, split:str, stem:str, s:dict):
     "Write target sample `s` as Cityscapes `<split>/<city>/<stem>_*` under `root/cityscapes`."
@@ -610,10 +622,11 @@ VERSION = 'v3'   # changes whenever the generator's output for given settings ch
 TRAIN_CITIES, VAL_CITIES = ('alpha', 'bravo', 'charlie'), ('delta', 'echo')
 DEFAULTS = dict(seed=0, severity=DEFAULT_SEVERITY, size=256, n_src=400, n_trg_train=400, n_trg_heldout=100, n_trg_val=200)
 _OWN_ENTRIES = {'gta5', 'synthia', 'cityscapes', 'synth.json'}
+REAL_SIZES = {'gta5': (1914, 1052), 'synthia': (1280, 760), 'cityscapes': (2048, 1024)}   # (W,H) of the real datasets
 
-def _settings(**kw) -> dict:
+def _settings(real_size:bool=False, **kw) -> dict:
     bad = set(kw) - set(DEFAULTS)
-    if bad: raise UdaError(f"synthetic: unknown settings {sorted(bad)}; known: {sorted(DEFAULTS)}")
+    if bad: raise UdaError(f"synthetic: unknown settings {sorted(bad)}; known: {sorted(DEFAULTS) + ['real_size']}")
     st = {**DEFAULTS, **{k: v for k, v in kw.items() if v is not None}}
     for k in ('seed', 'size', 'n_src', 'n_trg_train', 'n_trg_heldout', 'n_trg_val'):
         if int(st[k]) != st[k] or st[k] < 0: raise UdaError(f"synthetic: {k} must be a non-negative integer, got {st[k]!r}")
@@ -622,7 +635,13 @@ def _settings(**kw) -> dict:
     if st['n_src'] < 1 or st['n_trg_val'] < 1: raise UdaError("synthetic: n_src and n_trg_val must be at least 1")
     domain_params('trg', st['severity'])
     st['severity'] = float(st['severity'])
+    if real_size:
+        if st['size'] != DEFAULTS['size']:
+            raise UdaError(f"synthetic: size {st['size']} has no effect with real_size (each tree gets its dataset's size); leave size unset")
+        st['real_size'] = True   # recorded only when set: folders of the embedded sizes keep their records and names
     return st
+
+def _real_hw(tree:str) -> tuple: w, h = REAL_SIZES[tree]; return (h, w)
 
 def cityscapes_stem(split:str, i:int) -> str:
     "Cityscapes-style name `<city>_<seq>_000019` of target image `i` of folder `split` ('train' or 'val')."
@@ -632,10 +651,15 @@ def cityscapes_stem(split:str, i:int) -> str:
 def _job(args):
     "Draw and write one image (runs in worker processes too)."
     root, kind, i, st = args
-    kw = dict(seed=st['seed'], severity=st['severity'], size=st['size'])
-    if kind == 'src': write_source(root, i, make_sample('src', i, **kw))
-    elif kind == 'train': write_target(root, 'train', cityscapes_stem('train', i), make_sample('trg', i, **kw))
-    else: write_target(root, 'val', cityscapes_stem('val', i), make_sample('trg_val', i, **kw))
+    kw = dict(seed=st['seed'], severity=st['severity'])
+    real = st.get('real_size', False)
+    trg = dict(hw=_real_hw('cityscapes')) if real else dict(size=st['size'])
+    if kind == 'src' and real:   # one street per index, drawn at each source dataset's own size
+        write_gta5(root, i, make_sample('src', i, hw=_real_hw('gta5'), **kw))
+        write_synthia(root, i, make_sample('src', i, hw=_real_hw('synthia'), **kw))
+    elif kind == 'src': write_source(root, i, make_sample('src', i, size=st['size'], **kw))
+    elif kind == 'train': write_target(root, 'train', cityscapes_stem('train', i), make_sample('trg', i, **trg, **kw))
+    else: write_target(root, 'val', cityscapes_stem('val', i), make_sample('trg_val', i, **trg, **kw))
 
 def make_folders(root:Path):
     "Create the folders of the GTA5, SYNTHIA and Cityscapes trees under `root`."
@@ -652,7 +676,7 @@ def _write_all(root:Path, st:dict, workers:int):
     jobs = [(root, 'src', i, st) for i in range(st['n_src'])] + [(root, 'train', i, st) for i in range(n_tr)] + \
            [(root, 'val', i, st) for i in range(st['n_trg_val'])]
     if workers > 1:
-        with ProcessPoolExecutor(workers) as ex: list(ex.map(_job, jobs, chunksize=8))
+        with ProcessPoolExecutor(workers) as ex: list(ex.map(_job, jobs, chunksize=1 if st.get('real_size') else 8))
     else:
         for j in jobs: _job(j)
     lines = lambda xs: ''.join(x + '\n' for x in xs)
@@ -662,8 +686,17 @@ def _write_all(root:Path, st:dict, workers:int):
     (root/'cityscapes/lists/train.txt').write_text(lines(cs('train', i) for i in range(st['n_trg_train'])))
     (root/'cityscapes/lists/heldout.txt').write_text(lines('leftImg8bit/train/' + cs('train', i) for i in range(st['n_trg_train'], n_tr)))
     (root/'cityscapes/lists/val.txt').write_text(lines(cs('val', i) for i in range(st['n_trg_val'])))
-    info = dict(generator='udabench.data.synthetic', version=VERSION, **st,
-                src_hw=list(image_hw('src', st['size'])), trg_hw=list(image_hw('trg', st['size'])),
+    hw = {'src': list(image_hw('src', st['size'])), 'trg': list(image_hw('trg', st['size']))}
+    if st.get('real_size'):
+        # every split name of the real configs, each list naming what exists; the Cityscapes lines carry their folder
+        # (`leftImg8bit/<folder>/…`), so that every split convention (`variant`) finds the same files
+        for tree, name in (('gta5', lambda i: f'{i + 1:05d}.png'), ('synthia', lambda i: f'{i:07d}.png')):
+            (root/tree/'lists/all.txt').write_text(lines(name(i) for i in range(st['n_src'])))
+        for split, folder, ids in (('train', 'train', range(st['n_trg_train'])), ('heldout', 'train', range(st['n_trg_train'], n_tr)),
+                                   ('val', 'val', range(st['n_trg_val'])), ('test', 'val', range(st['n_trg_val']))):
+            (root/f'cityscapes/lists/{split}.txt').write_text(lines(f'leftImg8bit/{folder}/' + cs(folder, i) for i in ids))
+        hw = {'src': list(_real_hw('gta5')), 'src_synthia': list(_real_hw('synthia')), 'trg': list(_real_hw('cityscapes'))}
+    info = dict(generator='udabench.data.synthetic', version=VERSION, **st, **{f'{k}_hw': v for k, v in hw.items()},
                 classes=list(SYNTH_CLASSES), depth_unit='cm', formats=dict(gta5='gta5', synthia='synthia', cityscapes='cityscapes'))
     (root/'synth.json').write_text(json.dumps(info, indent=1) + '\n')
 
@@ -675,19 +708,23 @@ def read_settings(out) -> Optional[dict]:
     try: info = json.loads(f.read_text())
     except (OSError, ValueError) as e: raise UdaError(f"{f}: unreadable synthetic-data record ({e})") from None
     if info.get('generator') != 'udabench.data.synthetic': return None
-    return {k: info.get(k) for k in ('version', *DEFAULTS)}
+    st = {k: info.get(k) for k in ('version', *DEFAULTS)}
+    if info.get('real_size'): st['real_size'] = True
+    return st
 
 def _diff(have:dict, want:dict) -> str:
-    return ', '.join(f'{k} {have.get(k)!r} (wanted {want[k]!r})' for k in want if have.get(k) != want[k])
+    keys = dict.fromkeys([*want, *have])
+    return ', '.join(f'{k} {have.get(k)!r} (wanted {want.get(k)!r})' for k in keys if have.get(k) != want.get(k))
 
 def generate(out, # destination folder (must not exist, or be empty)
              n_src:int=None, n_trg_train:int=None, n_trg_heldout:int=None, n_trg_val:int=None, # image counts
              seed:int=None, severity:float=None, size:int=None, # see `DEFAULTS`
              workers:int=1, # processes drawing scenes
-             overwrite:bool=False) -> Path: # replace a previous synthetic-data folder made with other settings
+             overwrite:bool=False, # replace a previous synthetic-data folder made with other settings
+             real_size:bool=False) -> Path: # the real datasets' image sizes (`REAL_SIZES`) instead of `size`
     "Write the synthetic source (GTA5 + SYNTHIA trees) and target (Cityscapes tree) into `out`; returns `out`."
     st = _settings(n_src=n_src, n_trg_train=n_trg_train, n_trg_heldout=n_trg_heldout, n_trg_val=n_trg_val,
-                   seed=seed, severity=severity, size=size)
+                   seed=seed, severity=severity, size=size, real_size=real_size)
     out = Path(out).expanduser()
     old = None
     if out.exists():
@@ -750,16 +787,19 @@ def add_synth_args(p:argparse.ArgumentParser):
         p.add_argument('--' + k.replace('_', '-'), type=int, default=DEFAULTS[k])
     p.add_argument('--workers', type=int, default=min(2, os.cpu_count() or 1), help='processes drawing scenes')
     p.add_argument('--overwrite', action='store_true', help='replace a synthetic-data folder made with other settings')
+    p.add_argument('--real-size', action='store_true', help="the real datasets' sizes: GTA5 1914x1052, SYNTHIA 1280x760, "
+                   "Cityscapes 2048x1024 (instead of --size), with list files for every split name of the configs")
 
 def run_synth(args) -> int:
     "Run `udabench synth`: write (or find) the synthetic data and print a summary."
-    kw = {k: getattr(args, k) for k in DEFAULTS}
+    kw = {**{k: getattr(args, k) for k in DEFAULTS}, 'real_size': args.real_size}
     out = Path(args.out).expanduser() if args.out else default_data_dir(**kw)
     existed = read_settings(out) == {'version': VERSION, **_settings(**kw)}
     generate(out, workers=args.workers, overwrite=args.overwrite, **kw)
     st = read_settings(out)
+    wh = lambda tree, dom: 'x'.join(map(str, REAL_SIZES[tree] if st.get('real_size') else image_hw(dom, st['size'])[::-1]))
     print(f"{'found' if existed else 'wrote'} synthetic data (seed {st['seed']}, severity {st['severity']}) in {out}\n"
-          f"  source: {out/'gta5'} and {out/'synthia'}: {st['n_src']} images {'x'.join(map(str, image_hw('src', st['size'])[::-1]))}\n"
+          f"  source: {out/'gta5'} ({wh('gta5', 'src')}) and {out/'synthia'} ({wh('synthia', 'src')}): {st['n_src']} images\n"
           f"  target: {out/'cityscapes'}: train {st['n_trg_train']}, heldout {st['n_trg_heldout']}, val {st['n_trg_val']} "
-          f"images {'x'.join(map(str, image_hw('trg', st['size'])[::-1]))}")
+          f"images {wh('cityscapes', 'trg')}")
     return 0

@@ -14,7 +14,8 @@ from ..core import UdaError, atomic_save, safe_load, rng_state, set_rng_state, l
 from ..methods.base import Method
 
 # %% auto #0
-__all__ = ['TrainCfg', 'poly_factor', 'Callback', 'NonFiniteLossError', 'channels_last_unsafe', 'Trainer']
+__all__ = ['OPTIMIZERS', 'OPTIM_IMPLS', 'TrainCfg', 'poly_factor', 'warmup_factor', 'lr_factor', 'Callback', 'NonFiniteLossError',
+           'channels_last_unsafe', 'check_fused', 'Trainer']
 
 # %% ../../nbs/10_train.core.ipynb #c005
 @dataclass
@@ -28,6 +29,13 @@ class TrainCfg:
     weight_decay: float = 5e-4
     poly_power: float = 0.9
     optim_layout: str = 'two_groups'  # 'two_groups' | 'one_group' | 'separate'
+    optimizer: str = 'sgd'          # 'sgd' | 'adamw' (DAFormer family)
+    adam_betas: tuple[float, float] = (0.9, 0.999)  # AdamW
+    adam_eps: float = 1e-8          # AdamW
+    decay_mult_norm: float = 1.0    # weight-decay multiplier of backbone parameters named '*norm*' (DAFormer: 0)
+    warmup_iters: int = 0           # linear learning-rate warm-up over this many iterations (0: none; DAFormer: 1500)
+    warmup_ratio: float = 1e-6      # the warm-up's starting factor (mmcv)
+    optim_impl: str = 'default'     # torch optimiser kernels: 'default' | 'foreach' | 'fused'
     d_lr: float = 1e-4              # discriminator learning rate (Adam)
     d_betas: tuple[float, float] = (0.9, 0.99)
     accum: int = 1                  # micro-batches per optimiser step
@@ -50,6 +58,15 @@ class TrainCfg:
 def poly_factor(it:int, iter_max:int, power:float=0.9) -> float:
     "The poly learning-rate factor `(1 - it/iter_max)^power` (0 past the end)."
     return max(0.0, 1 - it / iter_max) ** power
+
+def warmup_factor(it:int, warmup_iters:int, ratio:float=1e-6) -> float:
+    "mmcv's linear warm-up factor `1 - (1 - it/warmup_iters)(1 - ratio)` for `it < warmup_iters`, 1 from there on."
+    if it >= warmup_iters: return 1.0
+    return 1 - (1 - it / warmup_iters) * (1 - ratio)
+
+def lr_factor(it:int, cfg:TrainCfg) -> float:
+    "The factor of every base learning rate at iteration `it`: the poly value times the warm-up factor (mmcv's order)."
+    return poly_factor(it, cfg.iter_max, cfg.poly_power) * warmup_factor(it, cfg.warmup_iters, cfg.warmup_ratio)
 
 # %% ../../nbs/10_train.core.ipynb #c010
 class Callback:
@@ -87,6 +104,26 @@ def _unwrap_key(k:str) -> str:
     parts = k.split('.')
     return '.'.join(parts[:1] + parts[2:]) if len(parts) > 2 and parts[1] == 'module' else k
 
+OPTIMIZERS, OPTIM_IMPLS = ('sgd', 'adamw'), ('default', 'foreach', 'fused')
+
+def _check_optim_cfg(c:TrainCfg):
+    "Clear errors for optimiser and warm-up settings outside their ranges."
+    if c.optimizer not in OPTIMIZERS: raise UdaError(f"train.optimizer must be 'sgd' or 'adamw', got '{c.optimizer}'")
+    if c.optim_impl not in OPTIM_IMPLS: raise UdaError(f"train.optim_impl must be 'default', 'foreach' or 'fused', got '{c.optim_impl}'")
+    if c.warmup_iters < 0: raise UdaError(f"train.warmup_iters must be >= 0, got {c.warmup_iters}")
+    if not 0 <= c.warmup_ratio <= 1: raise UdaError(f"train.warmup_ratio must lie in [0, 1], got {c.warmup_ratio}")
+    if c.decay_mult_norm < 0: raise UdaError(f"train.decay_mult_norm must be >= 0, got {c.decay_mult_norm}")
+
+def check_fused(cls, # a torch optimiser class
+                params:list): # the parameters it will update
+    "Fail now, naming device and dtype, where torch has no fused `cls` kernel for some of `params` (torch fails only at the first step)."
+    for dev, dt in {(p.device, p.dtype) for p in params}:
+        probe = torch.zeros(1, device=dev, dtype=dt, requires_grad=True); probe.grad = torch.zeros_like(probe)
+        try: cls([probe], lr=0.0, fused=True).step()
+        except (RuntimeError, ValueError) as e:
+            raise UdaError(f"train.optim_impl='fused': torch {torch.__version__} has no fused {cls.__name__} for {dt} parameters "
+                           f"on '{dev.type}' ({e}); use optim_impl 'foreach' or 'default'") from None
+
 class Trainer:
     "Trains `method` on batches from `data` according to `cfg`; callbacks add evaluation, checkpoints and logging."
     def __init__(self, method:Method, # the method, owning the model and its extra modules
@@ -99,6 +136,7 @@ class Trainer:
         self.callbacks = sorted(callbacks, key=lambda c: c.order)
         self.it, self.history, self.stop = 0, [], False
         if self.cfg.amp not in ('none', 'bf16', 'fp16'): raise UdaError(f"train.amp must be 'none', 'bf16' or 'fp16', got '{self.cfg.amp}'")
+        _check_optim_cfg(self.cfg)
         self.channels_last = self.cfg.channels_last
         if self.channels_last and (bad := channels_last_unsafe(self.method, self.device)):
             logger.warning(f"train.channels_last is ignored for this method on the CPU: oneDNN computes wrong gradients (or "
@@ -108,27 +146,45 @@ class Trainer:
         if self.channels_last: self.method.to(memory_format=torch.channels_last)
         if self.cfg.compile: self.method.model.compile()
         self.opts = self._build_optimizers()
-        self.scheds = {k: torch.optim.lr_scheduler.LambdaLR(o, self._poly) for k, o in self.opts.items()}
+        self.scheds = {k: torch.optim.lr_scheduler.LambdaLR(o, self._lr_factor) for k, o in self.opts.items()}
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.cfg.amp == 'fp16')
         self._data_iter = None
 
-    def _poly(self, it): return poly_factor(it, self.cfg.iter_max, self.cfg.poly_power)
+    def _lr_factor(self, it): return lr_factor(it, self.cfg)
+
+    def _optimizer(self, groups:list, kind:str=None) -> torch.optim.Optimizer:
+        "An optimiser of `kind` (default `cfg.optimizer`) over parameter `groups` (each with its `lr`), with the kernels of `cfg.optim_impl`."
+        c, kind = self.cfg, kind or self.cfg.optimizer
+        if kind == 'sgd': cls, hp = torch.optim.SGD, dict(lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+        elif kind == 'adamw': cls, hp = torch.optim.AdamW, dict(lr=c.lr, betas=tuple(c.adam_betas), eps=c.adam_eps, weight_decay=c.weight_decay)
+        else: cls, hp = torch.optim.Adam, dict(lr=c.d_lr, betas=tuple(c.d_betas))   # discriminators
+        impl = {'default': {}, 'foreach': dict(foreach=True), 'fused': dict(fused=True)}[c.optim_impl]
+        if c.optim_impl == 'fused': check_fused(cls, [p for g in groups for p in g['params']])
+        return cls(groups, **hp, **impl)
 
     def _build_optimizers(self) -> dict:
         c, m = self.cfg, self.method
         layout = m.optim_layout or c.optim_layout
         bb, hd = [[p for p in ps if p.requires_grad] for ps in m.seg_parameters()]
-        sgd = dict(momentum=c.momentum, weight_decay=c.weight_decay)
-        if layout == 'two_groups':
-            opts = {'seg': torch.optim.SGD([dict(params=bb, lr=c.lr), dict(params=hd, lr=c.lr * c.head_lr_mult)], lr=c.lr, **sgd)}
-        elif layout == 'one_group': opts = {'seg': torch.optim.SGD(bb + hd, lr=c.lr, **sgd)}
+        names = {id(p): n for n, p in m.model.named_parameters()}
+        def groups(ps, lr):
+            "`ps` at `lr`; with `decay_mult_norm` != 1 the parameters named '*norm*' in a second group with their own decay."
+            if c.decay_mult_norm == 1.0: return [dict(params=ps, lr=lr)]
+            nm = [p for p in ps if 'norm' in names.get(id(p), '')]
+            rest = [dict(params=[p for p in ps if 'norm' not in names.get(id(p), '')], lr=lr)]
+            return rest + ([dict(params=nm, lr=lr, weight_decay=c.weight_decay * c.decay_mult_norm)] if nm else [])
+        hlr = c.lr * c.head_lr_mult
+        if layout == 'two_groups': opts = {'seg': self._optimizer(groups(bb, c.lr) + [dict(params=hd, lr=hlr)])}
+        elif layout == 'one_group':
+            g = groups(bb, c.lr); g[0]['params'] = g[0]['params'] + hd   # the heads keep their decay (mmcv: `head` before `norm`)
+            opts = {'seg': self._optimizer(g)}
         elif layout == 'separate':
-            opts = {'backbone': torch.optim.SGD(bb, lr=c.lr, **sgd), 'head': torch.optim.SGD(hd, lr=c.lr * c.head_lr_mult, **sgd)}
+            opts = {'backbone': self._optimizer(groups(bb, c.lr)), 'head': self._optimizer([dict(params=hd, lr=hlr)])}
         else: raise UdaError(f"unknown optim_layout '{layout}' (use two_groups, one_group or separate)")
         covered = {id(p) for p in bb + hd}
         for name, d in m.discriminators().items():
             ps = [p for p in d.parameters() if p.requires_grad]
-            opts[f'disc_{name}'] = torch.optim.Adam(ps, lr=c.d_lr, betas=tuple(c.d_betas))
+            opts[f'disc_{name}'] = self._optimizer([dict(params=ps, lr=c.d_lr)], kind='adam')
             covered |= {id(p) for p in ps}
         missed = [n for n, p in m.named_parameters() if p.requires_grad and id(p) not in covered]
         if missed: raise UdaError(f"method '{m.name}': trainable parameters not given to any optimiser: {missed[:5]}")
