@@ -30,7 +30,7 @@ measurements first (see `main`). Step time is the median of
     python benchmarks/bench_gpu.py --tiny                 # CPU check of the whole script: tiny sizes and models, seconds
 """
 from __future__ import annotations
-import argparse, contextlib, copy, gc, itertools, json, os, platform, shutil, socket, statistics, sys, tempfile, time
+import argparse, contextlib, copy, gc, inspect, itertools, json, os, platform, shutil, socket, statistics, sys, tempfile, time
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -55,19 +55,27 @@ CONFIGS = (
         ('iw_maxsquare_multi', 'gta52cityscapes/iw_maxsquare_multi_r101.yaml', ()),
         ('oce', 'gta52cityscapes/oce_r101.yaml', ('data.src_args={}',)),      # its GTA5 list file names UDAclustering's images
         # the banks are matched from the first iteration (warm-ups 0): the steady state of a long run, not its first 500 steps
-        ('sim', 'sim_gta5_r101.yaml', ('method.stuff_warmup=0', 'method.thing_warmup=0')))),
+        ('sim', 'sim_gta5_r101.yaml', ('method.stuff_warmup=0', 'method.thing_warmup=0')),
+        # the original DACS (frozen BatchNorm, 2 + 2 crops of 512) and DAFormer's strategies on DeepLab-v2 (RCS, the
+        # feature distance's frozen copy, trainable BatchNorm, AdamW)
+        ('dacs', 'gta52cityscapes/dacs_r101.yaml', ()),
+        ('daformer_r101', 'gta52cityscapes/daformer_r101.yaml', ()))),
     ('r101_4branch', 'DeepLab-v2 R101 (Caffe), 4-branch ASPP', (
         ('depth_distribution', 'synthia2cityscapes/depth_distribution_r101.yaml', ('method.density_dir=""',)),  # GMMs: fitted below
         ('advent', 'gta52cityscapes/advent_r101.yaml', ()))),
     # SDCA's config batch 4 + 4 is 4 GPUs x (1 + 1): one GPU runs its share (--global-batch for 4 + 4 on one device)
     ('r101_tv', 'DeepLab-v2 R101 (torchvision, SDCA)', (('sdca', 'sdca_gta5_r101.yaml', ()),)),
     ('vgg16', 'DeepLab-v2 VGG-16', (('oce_vgg16', 'gta52cityscapes/oce_vgg16.yaml', ('data.src_args={}',)),)),
+    # DAFormer and MIC(DAFormer) at the published 512x512 crops, batch 2 + 2: student, EMA teacher, ImageNet copy
+    ('mit_b5', 'MiT-B5 + DAFormer head (DAFormer, MIC)', (
+        ('daformer', 'gta52cityscapes/daformer_mitb5.yaml', ()),
+        ('mic', 'gta52cityscapes/mic_mitb5.yaml', ()))),
 )
 # --tiny: the family's own model class, made small (the Caffe ResNet at width 8 with one block per stage, torchvision's
 # ResNet-50, VGG-16 as it is) and every configured image size divided by 16
 TINY_MODEL = {'r101_2branch': ('model.width=8', 'model.kwargs={layers: [1, 1, 1, 1]}'),
               'r101_4branch': ('model.width=8', 'model.kwargs={layers: [1, 1, 1, 1]}'),
-              'r101_tv': ('model.kwargs={arch: resnet50}',), 'vgg16': ()}
+              'r101_tv': ('model.kwargs={arch: resnet50}',), 'vgg16': (), 'mit_b5': ('model.name=mit_tiny_daformer',)}
 TINY_DIV = 16
 
 @dataclass(frozen=True)
@@ -121,6 +129,11 @@ def tiny_overrides(cfg, family:str) -> list:
     sz = lambda s: f"[{max(16, round(s[0] / TINY_DIV))}, {max(16, round(s[1] / TINY_DIV))}]"
     ov = [f'data.src_size={sz(d.src_size)}', f'data.trg_size={sz(d.trg_size)}', f'data.eval_size={sz(d.eval_size)}',
           f'eval.size={sz(d.eval_size)}', 'data.workers=1']
+    ov += [f'data.{k}={sz(getattr(d, k))}' for k in ('crop', 'trg_crop') if getattr(d, k)]
+    if d.rcs: ov.append('data.rcs_min_pixels=0')   # two tiny source images: not every class reaches the published threshold
+    if getattr(cfg.method, 'mask_block_size', 0): ov.append('method.mask_block_size=4')
+    ov += [f'method.{k}={round(getattr(cfg.method, k) / TINY_DIV)}' for k in ('pseudo_weight_ignore_top', 'pseudo_weight_ignore_bottom')
+           if getattr(cfg.method, k, 0)]
     return ov + list(TINY_MODEL[family])
 
 def load_cfg(rel:str, data_root:Path, work:Path, extra=(), family:str=None, tiny:bool=False, global_batch:bool=False):
@@ -181,7 +194,8 @@ def set_optimizers(tr, kind:str):
              'fused': dict(foreach=False, fused=True)}[kind]
     for k, o in list(tr.opts.items()):
         groups = [{**g, **extra} for g in o.param_groups]   # the groups carry every option: they win over the defaults
-        tr.opts[k] = type(o)(groups, **{**o.defaults, **extra})
+        known = inspect.signature(type(o).__init__).parameters   # (AdamW's defaults hold Adam's `decoupled_weight_decay`, not its argument)
+        tr.opts[k] = type(o)(groups, **{n: v for n, v in {**o.defaults, **extra}.items() if n in known})
         tr.scheds[k] = torch.optim.lr_scheduler.LambdaLR(tr.opts[k], list(tr.scheds[k].lr_lambdas))   # the trainer's schedule
 
 def iteration(tr) -> dict:

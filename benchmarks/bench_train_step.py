@@ -7,6 +7,13 @@ every UDA step in udabench. Each variant runs in its own process, so peak memory
     python benchmarks/bench_train_step.py                 # DeepLab-v2 R101; CUDA: 1280x720 + 1024x512, CPU: 320x180 + 256x128
     python benchmarks/bench_train_step.py --quick         # smaller input, fewer steps
     python benchmarks/bench_train_step.py --model small --src 128x64 --trg 128x64 --batch 2   # the embedded benchmark's model
+    python benchmarks/bench_train_step.py --methods       # whole DACS / DAFormer / MIC iterations, DeepLab-v2 and MiT-B5
+
+`--methods` times the whole training iteration of the DACS family through udabench's trainer (student, EMA teacher,
+ClassMix, the strong augmentation, the feature distance's frozen copy, MIC's masked pass, every optimiser step) for
+each published config of `configs/gta52cityscapes/` with its real model (DeepLab-v2 ResNet-101, MiT-B5 + DAFormer head)
+at small crops (`--crop`, default 128; the published crop is 512, `benchmarks/bench_gpu.py` times it on a GPU), batch
+2 + 2, fp32, on batches of `udabench synth --real-size` images made by each config's own pipeline.
 
 Baseline 'fp32' runs with TF32 disabled (CUDA), so it is true fp32. On CUDA peak memory is
 `torch.cuda.max_memory_allocated`; on CPU it is the peak resident set size of the variant's process (includes the
@@ -85,10 +92,41 @@ def run_variant(variant:str, args:dict) -> dict:
     return dict(variant=variant, step_ms=1000 * statistics.median(times), min_ms=1000 * min(times),
                 warmup_s=warm_s, peak_mb=peak, idle_mb=idle_mb if dev.type == 'cpu' else 0.0)
 
+METHOD_CONFIGS = (('dacs', 'gta52cityscapes/dacs_r101.yaml'), ('daformer', 'gta52cityscapes/daformer_r101.yaml'),
+                  ('dacs', 'gta52cityscapes/dacs_mitb5.yaml'), ('daformer', 'gta52cityscapes/daformer_mitb5.yaml'),
+                  ('mic', 'gta52cityscapes/mic_mitb5.yaml'))
+
+def method_steps(crop:int, steps:int, warmup:int, threads:int) -> list:
+    "Median time of whole DACS-family iterations (`METHOD_CONFIGS`) at `crop`x`crop`, fp32 on the CPU; one dict row per config."
+    import tempfile, torch
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_gpu as bg
+    if threads: torch.set_num_threads(threads)
+    dev, rows = torch.device('cpu'), []
+    with tempfile.TemporaryDirectory() as work:
+        work = Path(work)
+        data = bg.write_data(work/'data', tiny=True, workers=1)
+        for name, rel in METHOD_CONFIGS:
+            ratio = crop / 512   # the pseudo-label crop rows and MIC's blocks scale with the crop
+            probe = bg.load_cfg(rel, data, work)
+            m = probe.method
+            ov = [f'data.crop=[{crop}, {crop}]', f'data.trg_crop=[{crop}, {crop}]', 'data.workers=0', 'data.rcs_min_pixels=0',
+                  *[f'method.{k}={round(getattr(m, k) * ratio)}' for k in ('pseudo_weight_ignore_top', 'pseudo_weight_ignore_bottom') if getattr(m, k, 0)],
+                  *([f'method.mask_block_size={max(1, round(m.mask_block_size * ratio))}'] if getattr(m, 'mask_block_size', 0) else [])]
+            cfg = bg.load_cfg(rel, data, work, extra=ov)
+            batches = bg.device_batches(cfg, dev, 2, work)
+            r = bg.time_variant(cfg, bg.VARIANTS['seed'], dev, batches, work, warmup=warmup, steps=steps)
+            rows.append(dict(method=name, config=rel, model=cfg.model.name, crop=crop, **r))
+            print(f"{name:<10}{cfg.model.name:<18}{rel:<40}{r['step_ms']:>10.0f}{r['min_ms']:>10.0f}", flush=True)
+    return rows
+
 def main(argv=None) -> list:
     "Run the benchmark; prints a table and returns one dict row per variant."
     import torch
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--methods', action='store_true', help='whole DACS / DAFormer / MIC iterations of the published configs (see above)')
+    p.add_argument('--crop', type=int, default=128, help='crop side of --methods (default 128)')
     p.add_argument('--model', default='deeplabv2_r101', help='MODELS name (default deeplabv2_r101)')
     p.add_argument('--src', type=_size, default=None, help='source WxH (default 1280x720 on CUDA, 320x180 on CPU)')
     p.add_argument('--trg', type=_size, default=None, help='target WxH (default 1024x512 on CUDA, 256x128 on CPU)')
@@ -102,6 +140,16 @@ def main(argv=None) -> list:
     p.add_argument('--threads', type=int, default=0, help='torch CPU threads (0 = torch default)')
     p.add_argument('--quick', action='store_true', help='smaller input and fewer steps')
     a = p.parse_args(argv)
+    if a.methods:
+        steps, warmup = a.steps or (2 if a.quick else 3), a.warmup or 1
+        print(f"whole training iterations of the DACS family, batch 2 + 2 at {a.crop}x{a.crop} crops, fp32 on the CPU "
+              f"({a.threads or torch.get_num_threads()} threads, torch {torch.__version__}); median of {steps} after {warmup}")
+        print(f"{'method':<10}{'model':<18}{'config':<40}{'step ms':>10}{'min ms':>10}")
+        rows = method_steps(a.crop, steps, warmup, a.threads)
+        base = next(r for r in rows if r['config'].endswith('dacs_r101.yaml'))
+        print('ratios to the original DACS iteration (DeepLab-v2 R101): ' +
+              ', '.join(f"{r['method']} {r['model']} {r['step_ms'] / base['step_ms']:.2f}x" for r in rows))
+        return rows
     cuda = a.device.startswith('cuda')
     if a.src is None: a.src = (1280, 720) if cuda and not a.quick else (160, 90) if a.quick else (320, 180)
     if a.trg is None: a.trg = (1024, 512) if cuda and not a.quick else (128, 64) if a.quick else (256, 128)

@@ -20,6 +20,7 @@ from .evaluate import EvalCfg, evaluate, summary_table
 from .metrics import FIGURES
 from .original import original_overrides
 from .methods.base import MethodCfg
+from .methods.daformer import FDCfg, make_method
 from .train.core import TrainCfg, Trainer
 from .train.callbacks import default_callbacks, EvalCallback, TensorBoardCallback
 from .train.pseudo_labels import (add_pseudo_label_args, load_model_checkpoint, pseudo_label_loader,
@@ -55,6 +56,7 @@ class Config:
     train: TrainCfg = field(default_factory=TrainCfg)
     eval: EvalCfg = field(default_factory=EvalCfg)
     method: MethodCfg = field(default_factory=MethodCfg)
+    fd: FDCfg = field(default_factory=FDCfg)   # DAFormer's thing-class ImageNet feature distance, added to any method
 
     @property
     def run_name(self) -> str:
@@ -81,10 +83,10 @@ def check_config(cfg:Config):
     METHODS.get(cfg.method.name)
 
 def build_method(cfg:Config, device='cpu'):
-    "The model (with `model.init` weights) wrapped in the method of `cfg.method`."
+    "The model (with `model.init` weights) wrapped in the method of `cfg.method` (with the feature distance when `cfg.fd.enabled`)."
     check_config(cfg)
     model = build_model(cfg.model)
-    return METHODS.get(cfg.method.name)(model, cfg.method).to(device)
+    return make_method(METHODS.get(cfg.method.name), model, cfg.method, cfg.fd, cfg.data.label_space).to(device)
 
 def make_evaluator(cfg:Config, split:str, datasets:dict, device):
     "A function `model -> metrics` evaluating on the target's `split` with `cfg.eval`."
