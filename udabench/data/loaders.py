@@ -53,6 +53,8 @@ class DataCfg:
     trg_aug:bool = False                  # also blur / jitter / grayscale the target
     scale:tuple[float, float] = (1.0, 1.0)  # source random rescale range
     crop:Optional[tuple[int, int]] = None # source random crop (W,H)
+    cat_max_ratio:float = 1.0             # source crop re-drawn (up to 10 times) while one class covers this share of its labelled pixels (mmseg/DAFormer 0.75; 1: off)
+    src_fit:bool = False                  # source resized to fit in src_size keeping its aspect ratio, no padding (mmseg's keep_ratio Resize)
     trg_scale:tuple[float, float] = (1.0, 1.0)  # target random rescale range (self-training on pseudo-labels)
     trg_crop:Optional[tuple[int, int]] = None # target random crop (W,H)
     bs_src:int = 1
@@ -86,7 +88,8 @@ def build_datasets(cfg:DataCfg) -> dict:
 def build_transforms(cfg:DataCfg) -> dict:
     "The 'src', 'trg' and 'eval' pipelines of `cfg`."
     photo = dict(blur=cfg.blur or False, jitter=cfg.jitter, grayscale=cfg.grayscale)
-    return {'src': train_transform(cfg.src_size, flip=cfg.flip, scale=cfg.scale, crop=cfg.crop, norm=cfg.norm, **photo),
+    return {'src': train_transform(cfg.src_size, flip=cfg.flip, scale=cfg.scale, crop=cfg.crop, norm=cfg.norm, fit=cfg.src_fit,
+                                   cat_max_ratio=cfg.cat_max_ratio, **photo),
             'trg': train_transform(cfg.trg_size, flip=cfg.trg_flip, scale=cfg.trg_scale, crop=cfg.trg_crop, norm=cfg.norm, keep_aspect=cfg.keep_aspect,
                                    **(photo if cfg.trg_aug else {})),
             'eval': eval_transform(cfg.eval_size, cfg.norm, keep_label_res=cfg.eval_keep_label_res, keep_aspect=cfg.keep_aspect)}

@@ -17,7 +17,8 @@ from ..core import IGNORE_INDEX, UdaError
 
 # %% auto #0
 __all__ = ['IMG_MEAN', 'NORMS', 'normalize', 'denormalize', 'Normalize', 'RandomScale', 'PadTo', 'ResizeImage', 'ResizePad',
-           'gaussian_blur', 'MasksToLong', 'GaussianBlur', 'blur_transform', 'train_transform', 'eval_transform']
+           'ResizeFit', 'CatMaxCrop', 'gaussian_blur', 'MasksToLong', 'GaussianBlur', 'blur_transform',
+           'train_transform', 'eval_transform']
 
 # %% ../../nbs/03_data.transforms.ipynb #c006
 IMG_MEAN = (104.00698793, 116.66876762, 122.67891434)   # BGR, the DeepLab caffe models' mean
@@ -104,6 +105,46 @@ class ResizePad:
             out[k] = v
         return out
 
+# %% ../../nbs/03_data.transforms.ipynb #c012b
+class ResizeFit:
+    """Resize every image and mask by one factor so that the sample fits in `size` (W,H) keeping its aspect ratio, without
+    padding: mmseg's `Resize(keep_ratio=True)` (mmcv `imrescale`: the factor compares long side with long side and short
+    with short, sizes rounded half up). Images bicubic, masks nearest."""
+    def __init__(self, size): self.long, self.short = max(size), min(size)
+    def out_hw(self, h:int, w:int) -> tuple:
+        f = min(self.long / max(h, w), self.short / min(h, w))
+        return int(h * f + 0.5), int(w * f + 0.5)
+    def __call__(self, sample):
+        hw = list(self.out_hw(*_hw(sample)))
+        return {k: TF.resize(v, hw, interpolation=InterpolationMode.BICUBIC, antialias=True)
+                   if isinstance(v, (tv_tensors.Image, tv_tensors.Mask)) else v for k, v in sample.items()}
+
+class CatMaxCrop:
+    """Random crop of every entry to `size` (W,H) that re-draws the box, up to `tries` times, while the crop of `lbl` holds
+    fewer than two labelled classes or its largest class covers `cat_max_ratio` or more of its labelled pixels (mmseg's
+    `RandomCrop(cat_max_ratio=...)`, DAFormer's source crop); the box drawn last is kept when every check fails. The
+    sample must be at least `size` (pad it with `PadTo` first); boxes are drawn with torch's generator."""
+    def __init__(self, size, cat_max_ratio:float=0.75, tries:int=10, ignore:int=IGNORE_INDEX):
+        if not 0 < cat_max_ratio <= 1: raise UdaError(f"cat_max_ratio must be in (0, 1] (1: no re-draw), got {cat_max_ratio}")
+        (self.w, self.h), self.ratio, self.tries, self.ignore = size, float(cat_max_ratio), int(tries), ignore
+    def _box(self, h:int, w:int) -> tuple:   # drawn as `v2.RandomCrop` draws it: no draw along a side with no margin
+        draw = lambda n: int(torch.randint(0, n + 1, size=())) if n > 0 else 0
+        return draw(h - self.h), draw(w - self.w)
+    def accepts(self, lbl:torch.Tensor) -> bool:
+        "Whether a cropped label map passes mmseg's test: more than one labelled class, the largest below the ratio."
+        cnt = torch.bincount(lbl[lbl != self.ignore].flatten().long())
+        cnt = cnt[cnt > 0]
+        return len(cnt) > 1 and cnt.max().item() / cnt.sum().item() < self.ratio
+    def __call__(self, sample):
+        h, w = _hw(sample)
+        if h < self.h or w < self.w: raise UdaError(f"CatMaxCrop: the sample ({w}x{h}) is smaller than the crop ({self.w}x{self.h}); pad it first (PadTo)")
+        top, left = self._box(h, w)
+        if self.ratio < 1:
+            for _ in range(self.tries):
+                if self.accepts(sample['lbl'][..., top:top + self.h, left:left + self.w]): break
+                top, left = self._box(h, w)
+        return {k: TF.crop(v, top, left, self.h, self.w) if isinstance(v, torch.Tensor) else v for k, v in sample.items()}
+
 # %% ../../nbs/03_data.transforms.ipynb #c014
 def _kernel1d(k:int, sigma:float) -> torch.Tensor:
     x = torch.linspace(-(k // 2), k // 2, k)
@@ -171,15 +212,20 @@ def train_transform(size=(1280, 720),         # (W,H) resize target, None to kee
                     scale=(1.0, 1.0),         # random rescale range (factor of the size after resizing)
                     crop=None,                # (W,H) random crop (padded if needed), or None
                     norm:str='caffe',         # 'caffe', 'imagenet', 'caffe_vgg'
-                    keep_aspect:bool=False):  # resize within `size` keeping the aspect ratio, pad
+                    keep_aspect:bool=False,   # resize within `size` keeping the aspect ratio, pad
+                    fit:bool=False,           # resize to fit in `size` keeping the aspect ratio, no padding (mmseg's keep_ratio)
+                    cat_max_ratio:float=1.0): # crop re-draws while one class covers this share of it (mmseg 0.75; 1: off)
     "The training pipeline for a sample dict: geometry (joint), photometry (image only), normalisation."
     size, crop = _wh(size, 'size'), _wh(crop, 'crop')
     if flip is True: flip = 0.5
     tfs = []
+    if keep_aspect and fit: raise UdaError("train_transform: keep_aspect (pad) and fit (no pad) are two ways to keep the aspect ratio; choose one")
     if size is not None:
-        tfs.append(ResizePad(size) if keep_aspect else v2.Resize((size[1], size[0]), interpolation=InterpolationMode.BICUBIC, antialias=True))
+        tfs.append(ResizePad(size) if keep_aspect else ResizeFit(size) if fit else
+                   v2.Resize((size[1], size[0]), interpolation=InterpolationMode.BICUBIC, antialias=True))
     if tuple(scale) != (1.0, 1.0): tfs.append(RandomScale(scale))
-    if crop is not None: tfs += [PadTo(crop), v2.RandomCrop((crop[1], crop[0]))]
+    if cat_max_ratio != 1.0 and crop is None: raise UdaError("train_transform: cat_max_ratio re-draws a crop; set crop too")
+    if crop is not None: tfs += [PadTo(crop), CatMaxCrop(crop, cat_max_ratio) if cat_max_ratio != 1.0 else v2.RandomCrop((crop[1], crop[0]))]
     if flip: tfs.append(v2.RandomHorizontalFlip(float(flip)))
     if jitter: tfs.append(v2.ColorJitter(*jitter))
     if grayscale: tfs.append(v2.RandomGrayscale(float(grayscale)))

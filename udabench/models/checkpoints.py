@@ -39,9 +39,17 @@ LAYOUTS = {
     'caffe_init': "Caffe DeepLab init (Scale.*)",
     'tv_resnet': "torchvision ResNet (ImageNet)",
     'tv_vgg': "torchvision / Caffe-converted VGG-16 (ImageNet)",
+    'v1c_imnet': "mmcv ResNet-V1c ImageNet weights (open-mmlab://resnet101_v1c: stem.*, layer1-4.*, fc.*; bare or under 'state_dict')",
 }
 LAYOUTS.update(MIT_LAYOUTS)  # SegFormer ImageNet MiT and mmseg/DAFormer/MIC files (udabench.models.mit)
 _WRAP_PREFIXES = ('module.', '_orig_mod.')
+_V1C_KEYS = {'stem.0.weight', 'stem.3.weight', 'stem.6.weight', 'layer4.0.conv3.weight'}   # a ResNet-V1c's deep stem and last stage
+
+def _v1c_dict(obj:Mapping):
+    "The flat ResNet-V1c ImageNet dict in `obj` (itself or its 'state_dict' entry), or None."
+    for d in (obj, obj.get('state_dict')):
+        if isinstance(d, Mapping) and all(isinstance(k, str) for k in d) and _V1C_KEYS <= set(strip_prefixes(d)): return d
+    return None
 
 def strip_prefixes(sd:Mapping, prefixes=_WRAP_PREFIXES) -> dict:
     "`sd` with wrapper prefixes (`module.`, `_orig_mod.`) removed from every key."
@@ -70,6 +78,7 @@ def detect_layout(obj, # a loaded checkpoint (the object `torch.load` returned)
     if obj.get('format') == 'udabench-train-v1': return 'udabench_train'
     mit = detect_mit_layout(obj)  # before 'maxsquare': mmseg files also keep their weights under 'state_dict'
     if mit: return mit
+    if _v1c_dict(obj) is not None: return 'v1c_imnet'   # before 'maxsquare': the mmcv files keep their weights under 'state_dict'
     if 'feature_extractor' in obj and 'classifier' in obj: return 'sdca'
     if isinstance(obj.get('state_dict'), Mapping): return 'maxsquare'
     if isinstance(obj.get('model'), Mapping):
@@ -83,7 +92,7 @@ def detect_layout(obj, # a loaded checkpoint (the object `torch.load` returned)
     return 'raw'
 
 # %% ../../nbs/06a_models.checkpoints.ipynb #c009
-_INIT_NORM = {'caffe_init': 'caffe', 'tv_resnet': 'imagenet', 'mit_imnet': 'imagenet'}  # the input normalisation these weights expect
+_INIT_NORM = {'caffe_init': 'caffe', 'tv_resnet': 'imagenet', 'mit_imnet': 'imagenet', 'v1c_imnet': 'imagenet'}  # the input normalisation these weights expect
 _NBT = 'num_batches_tracked'  # nn.BatchNorm2d's counter; FrozenBatchNorm2d has none
 
 def _vgg_index(k:str):
@@ -110,12 +119,17 @@ def layout_state_dict(obj, # a loaded checkpoint
         fe = _tensor_dict(obj.get('feature_extractor'), f"{name} ['feature_extractor']")
         cls = _tensor_dict(obj.get('classifier'), f"{name} ['classifier']")
         return {**fe, **{f'classifier.{k}': v for k, v in cls.items()}}, ()
+    if layout == 'v1c_imnet':
+        d = _v1c_dict(obj)
+        if d is None: raise UdaError(f"{name}: not a ResNet-V1c ImageNet file: it has no {' and '.join(sorted(_V1C_KEYS))}")
+        obj = d
     sd = _tensor_dict(obj, name)
     if layout == 'caffe_init':
         bad = [k for k in sd if not k.startswith('Scale.')]
         if bad: raise UdaError(f"{name}: not a Caffe DeepLab init: key '{bad[0]}' lacks the 'Scale.' prefix")
         return {k.split('.', 1)[1]: v for k, v in sd.items() if k.split('.')[1] != 'layer5'}, heads
     if layout == 'tv_resnet': return {k: v for k, v in sd.items() if not k.startswith('fc.')}, heads
+    if layout == 'v1c_imnet': return {f'backbone.{k}': v for k, v in sd.items() if not k.startswith('fc.')}, ('decode_head.',)
     if layout == 'tv_vgg':
         out = {_vgg_index(k): v for k, v in sd.items() if k.startswith('features.')}
         return {k: v for k, v in out.items() if k is not None}, heads + ('features.29.', 'features.31.')
@@ -132,7 +146,7 @@ def _apply_aliases(sd:dict, model_keys, aliases:dict) -> dict:
     return out
 
 # %% ../../nbs/06a_models.checkpoints.ipynb #c010b
-_INIT_LAYOUTS = ('caffe_init', 'tv_resnet', 'tv_vgg', 'mit_imnet')      # initial weights: heads and counters may be left out
+_INIT_LAYOUTS = ('caffe_init', 'tv_resnet', 'tv_vgg', 'mit_imnet', 'v1c_imnet')      # initial weights: heads and counters may be left out
 _COUNTED_LAYOUTS = ('udabench', 'udabench_train', 'sdca')  # their writers always save nn.BatchNorm2d's counters
 
 def bn_kind(sd:Mapping, # a flat state dict: a file's (as `layout_state_dict` maps it) or a model's
@@ -328,6 +342,21 @@ def hash_in_name_ok(path) -> Optional[bool]:
 _LAYOUT_DEFAULTS = {'maxsquare': dict(aspp_branches=2, bn='train_affine'), 'raw': dict(aspp_branches=2, bn='frozen_affine'),
                     'depth': dict(aspp_branches=4, bn='frozen_affine'), 'sdca': dict(aspp_branches=4)}
 
+_V1C_ARCH = {6: 'resnet50', 23: 'resnet101', 36: 'resnet152'}   # blocks of layer 3
+
+def _dlv2red_cfg(sd:Mapping, name:str=None, **fields) -> ModelCfg:
+    "The `ModelCfg` of the `DeepLabV2Red` (mmseg `dlv2red`) that state dict `sd` (`backbone.stem.*`, …) fits."
+    n3 = len({k.split('.')[2] for k in sd if k.startswith('backbone.layer3.')})
+    if n3 not in _V1C_ARCH: raise UdaError(f"a ResNet-V1c with {n3} blocks in layer 3 is none of ResNet-50/101/152")
+    kw = {} if _V1C_ARCH[n3] == 'resnet101' else {'arch': _V1C_ARCH[n3]}
+    d = dict(name=name or 'dlv2red_r101v1c')
+    heads = {k.split('.')[2] for k in sd if k.startswith('decode_head.aspp_modules.')}
+    if heads:
+        if len(heads) != 2: raise UdaError(f"this dlv2red head has {len(heads)} branches; their dilations are not in the file: "
+                                           "build the model with model.kwargs.dilations and call load_weights")
+        d['n_cls'] = int(sd['decode_head.aspp_modules.0.conv.weight'].shape[0])
+    return ModelCfg(**{**d, 'kwargs': kw, **fields})
+
 def infer_model_cfg(obj, # a loaded checkpoint
                     layout:str='auto', # its layout
                     name:str=None, # registry name (inferred when None)
@@ -340,6 +369,8 @@ def infer_model_cfg(obj, # a loaded checkpoint
     if layout == 'udabench' and isinstance(obj.get('model_cfg'), Mapping):
         return from_dict(ModelCfg, {**obj['model_cfg'], **fields, **({'name': name} if name else {})})
     sd, _ = layout_state_dict(obj, layout)
+    if layout == 'v1c_imnet' or (layout in MIT_LAYOUTS and 'backbone.stem.0.weight' in sd):
+        return _dlv2red_cfg(sd, name, **fields)
     if layout in MIT_LAYOUTS: return mit_model_cfg(sd, **({'name': name} if name else {}), **fields)
     keys = set(sd)
     if name is None:

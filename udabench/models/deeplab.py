@@ -21,7 +21,8 @@ from .heads import ASPPClassifier, add_depth_heads, depth_heads_forward, DEPTH_H
 
 # %% auto #0
 __all__ = ['BN_REGIMES', 'SegModel', 'FrozenBatchNorm2d', 'norm_layer', 'apply_bn_regime', 'Bottleneck', 'make_layer',
-           'DeepLabV2', 'DeepLabV2TV', 'ModelCfg', 'deeplabv2_r101', 'deeplabv2_r101_tv', 'get_features']
+           'DeepLabV2', 'DeepLabV2TV', 'ModelCfg', 'deeplabv2_r101', 'deeplabv2_r101_tv', 'DLV2Head', 'ResNetV1c',
+           'DeepLabV2Red', 'dlv2red_r101v1c', 'get_features']
 
 # %% ../../nbs/05_models.deeplab.ipynb #c005
 class SegModel(nn.Module):
@@ -238,6 +239,72 @@ def deeplabv2_r101_tv(cfg:ModelCfg) -> DeepLabV2TV:
     "torchvision-flavour DeepLab-v2 ResNet-101 (SDCA)."
     return _construct(DeepLabV2TV, cfg)
 
+
+# %% ../../nbs/05_models.deeplab.ipynb #c033b
+class _Conv(nn.Module):
+    "A convolution under the name `conv` (mmcv's `ConvModule` without norm and activation: its state-dict keys)."
+    def __init__(self, *args, **kw): super().__init__(); self.conv = nn.Conv2d(*args, **kw)
+    def forward(self, x:Tensor) -> Tensor: return self.conv(x)
+
+class DLV2Head(nn.Module):
+    "mmseg's `DLV2Head`: one 3×3 convolution with bias per dilation on the last feature map, the outputs summed."
+    def __init__(self, in_ch:int, n_cls:int, dilations=(6, 12)):
+        super().__init__()
+        self.aspp_modules = nn.ModuleList(_Conv(in_ch, n_cls, 3, padding=d, dilation=d, bias=True) for d in dilations)
+        for m in self.aspp_modules: nn.init.normal_(m.conv.weight, 0, 0.01); nn.init.zeros_(m.conv.bias)
+    def forward(self, x:Tensor) -> Tensor:
+        out = self.aspp_modules[0](x)
+        for m in self.aspp_modules[1:]: out = out + m(x)
+        return out
+
+class ResNetV1c(nn.Module):
+    "mmseg's ResNet-V1c backbone at output stride 8 (deep stem, dilated layers 3 and 4); keys `stem.*`, `layer1..4.*`."
+    def __init__(self, arch:str='resnet101', # torchvision bottleneck ResNet: 'resnet50', 'resnet101', 'resnet152'
+                 bn:str='train', bn_eps:float=1e-5, zero_init_residual:bool=True):
+        super().__init__()
+        if arch not in ('resnet50', 'resnet101', 'resnet152'):
+            raise ConfigError(f"ResNetV1c: arch must be 'resnet50', 'resnet101' or 'resnet152', got '{arch}'")
+        nl = norm_layer(bn, bn_eps)
+        net = getattr(torchvision.models, arch)(weights=None, replace_stride_with_dilation=[False, True, True], norm_layer=nl,
+                                                zero_init_residual=zero_init_residual)
+        cbr = lambda cin, cout, s: [nn.Conv2d(cin, cout, 3, stride=s, padding=1, bias=False), nl(cout), nn.ReLU(inplace=True)]
+        self.stem = nn.Sequential(*cbr(3, 32, 2), *cbr(32, 32, 1), *cbr(32, 64, 1))
+        for m in self.stem:
+            if isinstance(m, nn.Conv2d): nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
+        self.out_dim = net.fc.in_features
+
+    def forward(self, x:Tensor) -> tuple: # (layer 3, layer 4) features
+        x3 = self.layer3(self.layer2(self.layer1(self.maxpool(self.stem(x)))))
+        return x3, self.layer4(x3)
+
+class DeepLabV2Red(SegModel):
+    "mmseg's `dlv2red` DeepLab-v2 (DAFormer, HRDA, MIC): `ResNetV1c` + `DLV2Head`; keys `backbone.*`, `decode_head.*`."
+    head_names = ('decode_head',)
+    def __init__(self, n_cls:int=19, # number of classes
+                 arch:str='resnet101', # backbone depth ('resnet50', 'resnet101', 'resnet152')
+                 dilations=(6, 12), # one head branch per dilation, summed
+                 bn:str='train', # BatchNorm regime (`BN_REGIMES`); mmseg trains BatchNorm
+                 bn_eps:float=1e-5,
+                 zero_init_residual:bool=True, # built without weights: each bottleneck's last BatchNorm starts at 0
+                 norm:str='imagenet'): # input normalisation (mmseg: RGB, ImageNet mean and std in 0..255)
+        super().__init__()
+        self.backbone = ResNetV1c(arch, bn, bn_eps, zero_init_residual)
+        self.n_cls, self.norm, self.out_stride, self.bn, self.multi_level = n_cls, norm, 8, bn, False
+        self.feat_dim = self.backbone.out_dim
+        self.decode_head = DLV2Head(self.feat_dim, n_cls, tuple(dilations))
+        apply_bn_regime(self, bn, stem='backbone.stem.1')
+
+    def forward(self, x:Tensor # (B,3,H,W) images normalised as `self.norm`
+               ) -> dict: # feat (B,2048,h,w) (layer 4), logits (B,C,h,w)
+        f = self.backbone(x)[1]
+        return dict(feat=f, logits=self.decode_head(f))
+
+@MODELS.register('dlv2red_r101v1c', overwrite=True)
+def dlv2red_r101v1c(cfg:ModelCfg) -> DeepLabV2Red:
+    "mmseg's `dlv2red` on ResNet-101-V1c (the DAFormer family's DeepLab-v2: DACS and DAFormer's strategies on DLv2)."
+    return _construct(DeepLabV2Red, cfg)
 
 # %% ../../nbs/05_models.deeplab.ipynb #c035
 def get_features(model:nn.Module, # any model
