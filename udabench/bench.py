@@ -23,10 +23,11 @@ from .experiments import Config, make_config, run_experiment, summarize, registe
 
 # %% auto #0
 __all__ = ['BENCH_METHODS', 'CONTROLS', 'BENCH_ALIASES', 'SSL_BASE', 'SSL_RULE', 'RUN_SECONDS', 'PRESETS', 'METHOD_SETTINGS',
-           'DATA_SETTINGS', 'FD_SETTINGS', 'PUBLISHED', 'UNPUBLISHED', 'ssl_variant', 'BenchPreset', 'embedded_config',
-           'PeakRSS', 'Bench', 'paired_gain', 'paired', 'gain_checks', 'results_table', 'control_summary',
-           'literature_agreement', 'literature_md', 'report_md', 'miou_figure', 'per_class_figure', 'embeddings_figure',
-           'depth_density_figure', 'EmbeddedCheck', 'add_bench_args', 'bench_mode', 'run_bench']
+           'DATA_SETTINGS', 'FD_SETTINGS', 'MODERN', 'MODERN_REF', 'PUBLISHED', 'UNPUBLISHED', 'ssl_variant',
+           'BenchPreset', 'embedded_config', 'PeakRSS', 'Bench', 'paired_gain', 'paired', 'gain_checks',
+           'results_table', 'control_summary', 'modern_summary', 'literature_agreement', 'literature_md', 'report_md',
+           'miou_figure', 'per_class_figure', 'embeddings_figure', 'depth_density_figure', 'EmbeddedCheck',
+           'add_bench_args', 'bench_mode', 'run_bench']
 
 # %% ../nbs/42_bench.ipynb #c005
 BENCH_METHODS = ('source_only', 'oracle', 'continued_source_only', 'target_forward_control', 'minent', 'advent', 'maxsquare',
@@ -42,14 +43,13 @@ SSL_BASE = {'sdca_ssl': 'sdca', 'sim_ssl': 'sim', 'depth_distribution_ssl': 'dep
 # pseudo-label rule of each self-training variant (spec: median rule for SDCA/SIM, fixed 0.9 + spatial prior for depth)
 SSL_RULE = {'sdca_ssl': dict(rule='median'), 'sim_ssl': dict(rule='median'), 'depth_distribution_ssl': dict(rule='fixed')}
 
-# seconds per seed of each method on a 2-core machine, two runs at a time (the mean over the seeds of a `--full` bench
-# with the preset below; a self-training variant counts both rounds): only the order in which the bench starts ready
+# seconds per seed of each method on a 2-core VM, two runs at a time (the mean over the seeds of the `--full` bench of
+# benchmarks/embedded_full; a self-training variant counts both rounds): only the order in which the bench starts ready
 # runs uses them, longest first
-RUN_SECONDS = {'source_only': 37, 'oracle': 47, 'minent': 86, 'advent': 149, 'maxsquare': 66, 'iw_maxsquare': 70,
-               'iw_maxsquare_multi': 93, 'oce': 87, 'sdca': 107, 'sdca_ssl': 166, 'sim': 103, 'sim_ssl': 165,
-               'depth_distribution': 124, 'depth_distribution_ssl': 171,
-               # scheduling estimates (not measured figures) until a `--full` bench records these rows' times
-               'continued_source_only': 50, 'target_forward_control': 66, 'dacs': 120, 'daformer': 140, 'mic': 150}
+RUN_SECONDS = {'source_only': 54, 'oracle': 48, 'continued_source_only': 67, 'target_forward_control': 98, 'minent': 129,
+               'advent': 222, 'maxsquare': 98, 'iw_maxsquare': 102, 'iw_maxsquare_multi': 142, 'oce': 135, 'sdca': 161,
+               'sdca_ssl': 276, 'sim': 158, 'sim_ssl': 273, 'depth_distribution': 183, 'depth_distribution_ssl': 317,
+               'dacs': 123, 'daformer': 155, 'mic': 177}
 
 def ssl_variant(run_name:str):
     "The self-training variant of a run name (`sdca_ssl` for `sdca_ssl` and its earlier rounds `sdca_ssl_r1`, ...), else None."
@@ -449,6 +449,23 @@ def control_summary(res:dict) -> str:
                   f"{', '.join(sig) or 'none'}. Not distinguishable from it: {', '.join(same) or 'none'}."
                   + (f" Significantly below it: {', '.join(worse)}." if worse else ''))
 
+MODERN = ('dacs', 'daformer', 'mic')   # the DACS family, compared in the report with the best older row
+MODERN_REF = 'sdca_ssl'
+
+def modern_summary(res:dict) -> str:
+    "The sentence on where the DACS family stands against SDCA + self-training: paired gains (with intervals over several seeds)."
+    s = res['summary']
+    rows = {m: paired(res, m, MODERN_REF) for m in MODERN if m in s and MODERN_REF in s}
+    rows = {m: g for m, g in rows.items() if g}
+    if not rows: return ''
+    n = min(g['n'] for g in rows.values())
+    figs = '; '.join(f"{m} {_fmt_gain(g)}" for m, g in rows.items())
+    head = f"Against SDCA + self-training (`{MODERN_REF}`, the strongest of the older methods), paired by seed: {figs}."
+    if n < 2: return head + " With one seed there is no interval."
+    words = {m: ('significantly above it' if g['significant'] and g['gain'] > 0 else 'significantly below it' if g['significant']
+                 else 'not distinguishable from it') for m, g in rows.items()}
+    return head + ' ' + '; '.join(f"{m} is {w}" for m, w in words.items()) + f" (95 % intervals over {n} seeds)."
+
 # GTA5 → Cityscapes, DeepLab-v2 ResNet-101, mIoU (%) as the seeds' documents publish it, with where each number is read
 PUBLISHED = {
     'source_only': (36.9, 'MaxSquare README (Source)'),
@@ -508,6 +525,8 @@ def report_md(res:dict) -> str:
            f"seeds {p['seeds']}; {res['seconds'] / 60:.1f} minutes on this machine. Gains are paired by seed (the same "
            f"source-only model and data); with several seeds each has its 95 % Student-t interval, in bold when it excludes 0.",
            '', results_table(res), '', control_summary(res), '']
+    ms = modern_summary(res)
+    if ms: txt += [ms, '']
     if best: txt += [f"Best method: **{best}** ({chk[best]['gain']:+.1f} points over source-only, {100 * chk[best]['gap_closed']:.0f} % of the source→oracle gap).", '']
     txt += literature_md(res)
     names = sorted({c for r in res['runs'] for c, v in r['per_class_iou'].items() if v is not None}, key=lambda c: list(get_space('cityscapes19').classes).index(c))
@@ -654,7 +673,7 @@ class EmbeddedCheck:
 # %% ../nbs/42_bench.ipynb #c021
 def add_bench_args(p):
     g = p.add_mutually_exclusive_group()
-    g.add_argument('--quick', action='store_const', const='quick', dest='mode', help='one seed (default; about 15 minutes on 2 CPU cores)')
+    g.add_argument('--quick', action='store_const', const='quick', dest='mode', help='one seed (default; about 25 minutes on a 2-core VM, benchmarks/embedded_quick)')
     g.add_argument('--full', action='store_const', const='full', dest='mode', help='three seeds')
     g.add_argument('--smoke', action='store_const', const='smoke', dest='mode', help='a few iterations on a tiny set (checks the pipeline)')
     p.set_defaults(mode='quick')
