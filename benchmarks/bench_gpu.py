@@ -3,7 +3,8 @@
 Families and their methods, each from its config in `configs/` (only the roots, the pretrained-weight path and the
 options named in `CONFIGS` are overridden): DeepLab-v2 ResNet-101 (Caffe) with the 2-branch ASPP — IW-MaxSquare +
 multi-level guidance, OCE, SIM; with the 4-branch ASPP — the depth method (depth and density heads, density targets,
-discriminator), AdvEnt; SDCA's torchvision ResNet-101 (distribution estimators); VGG-16 (OCE). One training iteration
+discriminator), AdvEnt; SDCA's torchvision ResNet-101 (distribution estimators); VGG-16 (OCE); mmseg's dlv2red
+ResNet-101-V1c (DAFormer's strategies on DeepLab-v2); MiT-B5 with the DAFormer head (DAFormer, MIC). One training iteration
 is `Trainer.train_iter` plus the method's `after_step`: the forward passes, every loss term of the method, its
 discriminator update, estimators and memory banks, backward and every optimiser and scheduler step. Batches come from
 the config's own data pipeline on a `udabench synth --real-size` folder (GTA5 1914x1052, SYNTHIA 1280x760, Cityscapes
@@ -56,10 +57,12 @@ CONFIGS = (
         ('oce', 'gta52cityscapes/oce_r101.yaml', ('data.src_args={}',)),      # its GTA5 list file names UDAclustering's images
         # the banks are matched from the first iteration (warm-ups 0): the steady state of a long run, not its first 500 steps
         ('sim', 'sim_gta5_r101.yaml', ('method.stuff_warmup=0', 'method.thing_warmup=0')),
-        # the original DACS (frozen BatchNorm, 2 + 2 crops of 512) and DAFormer's strategies on DeepLab-v2 (RCS, the
-        # feature distance's frozen copy, trainable BatchNorm, AdamW)
-        ('dacs', 'gta52cityscapes/dacs_r101.yaml', ()),
-        ('daformer_r101', 'gta52cityscapes/daformer_r101.yaml', ()))),
+        # the original DACS (frozen BatchNorm, 2 + 2 crops of 512)
+        ('dacs', 'gta52cityscapes/dacs_r101.yaml', ()),)),
+    # DAFormer's strategies on the DAFormer family's DeepLab-v2 (mmseg's dlv2red: RCS, the feature distance's frozen
+    # copy, trainable BatchNorm, AdamW, 2 + 2 crops of 512)
+    ('dlv2red', 'DeepLab-v2 R101-V1c (mmseg dlv2red, DAFormer family)', (
+        ('daformer_r101', 'gta52cityscapes/daformer_r101.yaml', ()),)),
     ('r101_4branch', 'DeepLab-v2 R101 (Caffe), 4-branch ASPP', (
         ('depth_distribution', 'synthia2cityscapes/depth_distribution_r101.yaml', ('method.density_dir=""',)),  # GMMs: fitted below
         ('advent', 'gta52cityscapes/advent_r101.yaml', ()))),
@@ -72,10 +75,10 @@ CONFIGS = (
         ('mic', 'gta52cityscapes/mic_mitb5.yaml', ()))),
 )
 # --tiny: the family's own model class, made small (the Caffe ResNet at width 8 with one block per stage, torchvision's
-# ResNet-50, VGG-16 as it is) and every configured image size divided by 16
+# ResNet-50, the ResNet-50-V1c for dlv2red, VGG-16 as it is) and every configured image size divided by 16
 TINY_MODEL = {'r101_2branch': ('model.width=8', 'model.kwargs={layers: [1, 1, 1, 1]}'),
               'r101_4branch': ('model.width=8', 'model.kwargs={layers: [1, 1, 1, 1]}'),
-              'r101_tv': ('model.kwargs={arch: resnet50}',), 'vgg16': (), 'mit_b5': ('model.name=mit_tiny_daformer',)}
+              'r101_tv': ('model.kwargs={arch: resnet50}',), 'dlv2red': ('model.kwargs={arch: resnet50}',), 'vgg16': (), 'mit_b5': ('model.name=mit_tiny_daformer',)}
 TINY_DIV = 16
 
 @dataclass(frozen=True)
