@@ -17,14 +17,13 @@ from __future__ import annotations
 import argparse, hashlib, json, os, subprocess, sys, tempfile
 from pathlib import Path
 
-VARIANTS = {'reference': {}, 'repeat': {}, 'threads2': {'OMP_NUM_THREADS': '2', 'UDB_THREADS': '2'},
+VARIANTS = {'reference': {}, 'repeat': {}, 'threads2': {'OMP_NUM_THREADS': '2'},   # torch takes its thread count from it
             'isa_default': {'ATEN_CPU_CAPABILITY': 'default'}}
 
 
 def child(iters:int, data:str, out:str):
     "One run (in this process): train, then print a JSON line with the weights' hash, the weights file and the mIoU."
     import torch
-    torch.set_num_threads(int(os.environ.get('UDB_THREADS', '1')))
     from udabench.bench import PRESETS, embedded_config
     from udabench.experiments import run_experiment, register_methods
     register_methods()
