@@ -2,7 +2,7 @@
 
 `udabench bench`'s table is only as informative as its task: an oracle that cannot learn the thing classes cannot show
 which method helps on them. This script trains source-only and the oracle (target labels) under candidate presets
-(training size, output stride, width, blocks, iterations) on the same embedded data, one thread per run and two runs
+(training size, output stride, decoder, width, blocks, iterations) on the same embedded data, one thread per run and two runs
 at a time (as `udabench bench` runs), and prints for each: the oracle's mIoU, its lowest thing-class IoU, the
 source-only / oracle ratio, and the seconds of each run. It is the measurement behind the presets of `udabench.bench`.
 
@@ -25,12 +25,18 @@ def candidates(quick:bool=False) -> dict:
     "Name -> (preset overrides, model out_stride)."
     from udabench.bench import PRESETS
     q = PRESETS['quick']
+    nd = dict(decoder=None)   # the candidates of the first search: no decoder
     c = {
-        'q128_os8': (dict(src_size=(128, 72), trg_size=(128, 64), synth_size=256, width=32, blocks=(1, 1, 1), src_iters=600), 8),
-        'q128_os4': (dict(src_size=(128, 72), trg_size=(128, 64), synth_size=256, width=32, blocks=(1, 1, 1), src_iters=600), 4),
-        'q256_os8': (dict(src_size=(256, 144), trg_size=(256, 128), synth_size=256, width=32, blocks=(1, 1, 1), src_iters=600), 8),
-        'q256_os8_1500': (dict(src_size=(256, 144), trg_size=(256, 128), synth_size=256, width=32, blocks=(1, 1, 1), src_iters=1500), 8),
-        'q256_os4': (dict(src_size=(256, 144), trg_size=(256, 128), synth_size=256, width=32, blocks=(1, 1, 1), src_iters=600), 4),
+        'q128_os8': (dict(src_size=(128, 72), trg_size=(128, 64), synth_size=256, width=32, blocks=(1, 1, 1), src_iters=600, **nd), 8),
+        'q128_os4': (dict(src_size=(128, 72), trg_size=(128, 64), synth_size=256, width=32, blocks=(1, 1, 1), src_iters=600, **nd), 4),
+        'q256_os8': (dict(src_size=(256, 144), trg_size=(256, 128), synth_size=256, width=32, blocks=(1, 1, 1), src_iters=600, **nd), 8),
+        'q256_os8_1500': (dict(src_size=(256, 144), trg_size=(256, 128), synth_size=256, width=32, blocks=(1, 1, 1), src_iters=1500, **nd), 8),
+        'q256_os4': (dict(src_size=(256, 144), trg_size=(256, 128), synth_size=256, width=32, blocks=(1, 1, 1), src_iters=600, **nd), 4),
+        # the second search: 128x64 at stride 8 with the small model's decoder (logits refined at 1/2), and its control
+        'q128_os8_1800': (dict(src_size=(128, 72), trg_size=(128, 64), synth_size=256, width=32, blocks=(1, 1, 1), src_iters=1800, **nd), 8),
+        'q128_dec': (dict(src_size=(128, 72), trg_size=(128, 64), synth_size=256, width=32, blocks=(1, 1, 1), src_iters=600, decoder='stem'), 8),
+        'q128_dec_1200': (dict(src_size=(128, 72), trg_size=(128, 64), synth_size=256, width=32, blocks=(1, 1, 1), src_iters=1200, decoder='stem'), 8),
+        'q128_dec_1800': (dict(src_size=(128, 72), trg_size=(128, 64), synth_size=256, width=32, blocks=(1, 1, 1), src_iters=1800, decoder='stem'), 8),
     }
     if quick: c = {k: (dict(v[0], src_iters=20), v[1]) for k, v in list(c.items())[:2]}
     return {k: (replace(q, eval_every=0, **o), s) for k, (o, s) in c.items()}
@@ -94,14 +100,14 @@ def main(argv=None):
     todo = [(n, m, pr, s, out) for n, (pr, s) in cands.items() for m in ('oracle', 'source_only')]
     with get_context('spawn').Pool(a.jobs) as pool: recs = pool.map(_job, todo, chunksize=1)
     rows = []
-    print('| preset | train size | out stride | iters | oracle mIoU | lowest thing IoU (class) | things < 15 | source-only mIoU | ratio | oracle s | source s |')
-    print('|---|---|---|---|---|---|---|---|---|---|---|')
+    print('| preset | train size | out stride | decoder | iters | oracle mIoU | lowest thing IoU (class) | things < 15 | source-only mIoU | ratio | oracle s | source s |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|---|')
     for n, (pr, s) in cands.items():
         o = next(r for r in recs if r['preset'] == n and r['method'] == 'oracle')
         so = next(r for r in recs if r['preset'] == n and r['method'] == 'source_only')
         th = {c: o['per_class'][c] for c in THINGS if o['per_class'].get(c) is not None}
         lo = min(th, key=th.get)
-        row = dict(preset=n, size=f"{pr.trg_size[0]}x{pr.trg_size[1]}", out_stride=s, iters=pr.src_iters, oracle=round(o['miou'], 1),
+        row = dict(preset=n, size=f"{pr.trg_size[0]}x{pr.trg_size[1]}", out_stride=s, decoder=pr.decoder or '-', iters=pr.src_iters, oracle=round(o['miou'], 1),
                    lowest_thing=f"{th[lo]:.1f} ({lo})", things_below_15=sum(v < 15 for v in th.values()),
                    source_only=round(so['miou'], 1), ratio=round(so['miou'] / o['miou'], 2),
                    oracle_s=round(o['seconds']), source_s=round(so['seconds']))

@@ -11,7 +11,7 @@ from torch import Tensor
 from ..core import Section, METHODS, UdaError
 
 # %% auto #0
-__all__ = ['MethodCfg', 'upsample', 'Method']
+__all__ = ['MethodCfg', 'upsample', 'on_grid', 'Method']
 
 # %% ../../nbs/19_methods.base.ipynb #c005
 @dataclass
@@ -25,6 +25,14 @@ def upsample(x:Tensor, # (B,C,h,w) logits or features
     "Bilinear upsampling with `align_corners=True`, the convention of every seed; a no-op at the same size."
     if tuple(x.shape[-2:]) == tuple(size): return x
     return F.interpolate(x, size=tuple(size), mode='bilinear', align_corners=True)
+
+def on_grid(x:Tensor, # (B,C,h,w) logits (or any map)
+            like:Tensor): # (B,·,h',w') the feature map whose grid `x` must be on
+    "`x` on the grid of `like`: a no-op at the same size (every DeepLab), area averaging of finer logits (a decoder)."
+    size = tuple(like.shape[-2:])
+    if tuple(x.shape[-2:]) == size: return x
+    if x.shape[-2] >= size[0] and x.shape[-1] >= size[1]: return F.interpolate(x, size=size, mode='area')
+    return upsample(x, size)
 
 # %% ../../nbs/19_methods.base.ipynb #c006
 class Method(nn.Module):

@@ -17,7 +17,7 @@ from ..models.deeplab import ModelCfg
 from ..models.checkpoints import build_model
 from ..models.heads import FCDiscriminator
 from ..losses import berhu, self_information, seg_ce, bce_adv
-from .base import Method, MethodCfg, upsample
+from .base import Method, MethodCfg, upsample, on_grid
 from .depth_density import (ClassGMM, load_gmm, fit_gmms_from_dataset, source_density_target,
                                             select_source_density, target_density_target, read_density_maps,
                                             generate_density_maps, deeplab_grid, density_scale_for)
@@ -203,16 +203,17 @@ class DepthDistribution(Method):
     def losses(self, batch:dict, out:dict) -> dict:
         self._need(batch, out)
         c = self.cfg
-        grid = tuple(out['src_logits'].shape[-2:])
-        if tuple(out['trg_logits'].shape[-2:]) != grid:
-            raise UdaError(f"depth_distribution: source and target feature grids differ ({grid} vs {tuple(out['trg_logits'].shape[-2:])}); "
+        grid = tuple(out['src_feat'].shape[-2:])   # the class densities' grid (the logits are brought to it: `on_grid`)
+        if tuple(out['trg_feat'].shape[-2:]) != grid:
+            raise UdaError(f"depth_distribution: source and target feature grids differ ({grid} vs {tuple(out['trg_feat'].shape[-2:])}); "
                            f"the class densities live on one grid: resize both domains to one size (data.trg_size = data.src_size)")
         self._ensure_gmm(grid)
         gt = batch['src_depth']
         gt = (gt[:, None] if gt.dim() == 3 else gt).float()
         with torch.no_grad():
-            d_src = self.source_density(batch, out['src_logits'].detach().argmax(1))
-            d_trg = target_density_target(self.gmm, out['trg_logits'].detach().argmax(1), out['trg_depth'].detach(), self.scale)
+            d_src = self.source_density(batch, on_grid(out['src_logits'].detach(), out['src_feat']).argmax(1))
+            d_trg = target_density_target(self.gmm, on_grid(out['trg_logits'].detach(), out['trg_feat']).argmax(1),
+                                          out['trg_depth'].detach(), self.scale)
         x_t = entropy_density_map(out['trg_logits'], out['trg_density'], batch['trg_img'].shape[-2:])
         return {'src_seg': seg_ce(out['src_logits'], batch['src_lbl'], weight=self.class_w if self.weighted else None),
                 'src_depth': berhu(upsample(out['src_depth'], gt.shape[-2:]).float(), gt, c.berhu_c),
@@ -251,7 +252,7 @@ def model_grid(cfg:ModelCfg, # the model section
                size) -> tuple: # (W,H) input size
     "The feature grid (h,w) the model of `cfg` outputs for inputs of `size` (one forward pass of a fresh model)."
     model = build_model(replace(cfg, init=None)).eval()
-    with torch.no_grad(): return tuple(model(torch.zeros(1, 3, int(size[1]), int(size[0])))['logits'].shape[-2:])
+    with torch.no_grad(): return tuple(model(torch.zeros(1, 3, int(size[1]), int(size[0])))['feat'].shape[-2:])
 
 def add_density_maps_args(p):
     "Arguments of `udabench density-maps`."

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
 from ..core import Section, METHODS, UdaError, IGNORE_INDEX, atomic_save, safe_load, logger
-from .base import Method, MethodCfg, upsample
+from .base import Method, MethodCfg, upsample, on_grid
 from .source_only import seg_terms
 from ..losses import empty_loss
 
@@ -159,7 +159,7 @@ def init_distribution(model:nn.Module, # the source model (returns `feat` and `l
             img, lbl = _batch_parts(b)
             o = model(img.to(device))
             lbl = lbl.to(device)
-            feat_est.update(o['feat'], lbl); out_est.update(o['logits'], lbl)
+            feat_est.update(o['feat'], lbl); out_est.update(on_grid(o['logits'], o['feat']), lbl)
             n_done += len(img)
             if save_every and (i + 1) % save_every == 0: _save()
     finally: model.train(was_training)
@@ -244,6 +244,7 @@ class SDCA(Method):
         c, ys = self.cfg, batch['src_lbl']
         fs, os_, ft, ot = out['src_feat'], out['src_logits'], out['trg_feat'], out['trg_logits']
         terms = seg_terms(out, ys, 'src', lovasz=True)
+        os_, ot = on_grid(os_, fs), on_grid(ot, ft)   # predictions paired with feature cells (a no-op for DeepLab)
         ms, mt = down_labels(ys, fs.shape[-2:]), confident_labels(ot, c.delta)
         levels = [('feat', self.feat_est, fs, ft)] + ([('out', self.out_est, os_, ot)] if c.multi_level else [])
         for lvl, est, s, t in levels:

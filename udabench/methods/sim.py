@@ -12,7 +12,7 @@ from scipy import ndimage
 from ..core import Section, METHODS, UdaError, IGNORE_INDEX, logger
 from ..losses import seg_ce, bce_adv
 from ..models.heads import FCDiscriminator, ASPPClassifier
-from .base import Method, MethodCfg, upsample
+from .base import Method, MethodCfg, upsample, on_grid
 from .sdca import down_labels
 
 # %% auto #0
@@ -244,9 +244,9 @@ class SIM(Method):
         ys = batch['src_lbl']
         terms = {'src_seg': seg_ce(os_, ys)}
         right = down_labels(ys, fs.shape[-2:])
-        right = right.masked_fill(right != os_.detach().argmax(1), IGNORE_INDEX)
+        right = right.masked_fill(right != on_grid(os_.detach(), fs).argmax(1), IGNORE_INDEX)
         self.update_banks(fs.detach(), right)
-        terms['trg_stuff'], terms['trg_thing'] = self.match_losses(ft, ot.detach().argmax(1))
+        terms['trg_stuff'], terms['trg_thing'] = self.match_losses(ft, on_grid(ot.detach(), ft).argmax(1))
         pt = upsample(ot, batch['trg_img'].shape[-2:]).float().softmax(1)
         terms['trg_adv'] = bce_adv(self.disc(pt), 0.)     # 0 = source: fool the discriminator
         out['trg_prob_detached'] = pt.detach()

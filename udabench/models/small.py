@@ -41,7 +41,7 @@ class BasicBlock(nn.Module):
 
 class SmallSeg(SegModel):
     "A compact residual segmentation network (output stride 4 or 8) with the interface of `DeepLabV2`."
-    head_names = ('classifier', 'aux_classifier') + DEPTH_HEAD_NAMES
+    head_names = ('classifier', 'aux_classifier', 'refine') + DEPTH_HEAD_NAMES
     def __init__(self, n_cls:int=19, # number of classes
                  width:int=32, # channels of stage 1; stages 2 and 3 have 2× and 4×
                  out_stride:int=8, # 4 or 8
@@ -51,13 +51,18 @@ class SmallSeg(SegModel):
                  multi_level:bool=False, # auxiliary classifier on stage 2 ('aux' output)
                  depth_head:bool=False, density_head:bool=False, # depth-method heads on `feat`
                  dilations=(1, 2, 3, 4), # ASPP dilations
-                 norm:str='imagenet'): # input normalisation
+                 norm:str='imagenet', # input normalisation
+                 decoder:str=None, # None, 'stem' or 'layer1': refine the logits at that stage's resolution (1/2 or 1/4)
+                 dec_ch:int=32): # channels of the decoder's 3×3 convolution
         super().__init__()
         if out_stride not in (4, 8): raise ConfigError(f"small model: out_stride must be 4 or 8, got {out_stride}")
         if bn not in ('group', 'train', 'train_affine', 'frozen_affine', 'frozen'):
             raise ConfigError(f"small model: unknown bn='{bn}'; use 'train', 'group', 'train_affine', 'frozen_affine' or 'frozen'")
+        if decoder not in (None, 'stem', 'layer1'):
+            raise ConfigError(f"small model: unknown decoder='{decoder}'; use None, 'stem' (logits at 1/2) or 'layer1' (1/4)")
         nl = _norm(bn)
         self.n_cls, self.norm, self.out_stride, self.bn, self.multi_level = n_cls, norm, out_stride, bn, multi_level
+        self.decoder = decoder
         w = width
         self.stem = nn.Sequential(nn.Conv2d(3, w, 3, stride=2, padding=1, bias=False), nl(w), nn.ReLU(inplace=True))
         def stage(cin, cout, n, stride, dil):
@@ -68,6 +73,9 @@ class SmallSeg(SegModel):
         self.feat_dim = 4 * w
         self.classifier = ASPPClassifier(4 * w, n_cls, dilations, aspp_branches)
         if multi_level: self.aux_classifier = ASPPClassifier(2 * w, n_cls, dilations, aspp_branches)
+        if decoder:   # the upsampled logits and the stage's features → a correction of the upsampled logits
+            self.refine = nn.Sequential(nn.Conv2d(w + n_cls, dec_ch, 3, padding=1, bias=False), nl(dec_ch),
+                                        nn.ReLU(inplace=True), nn.Conv2d(dec_ch, n_cls, 1))
         if depth_head or density_head:
             add_depth_heads(self, 4 * w, density_head, depth_head, mid=2 * w, out=w // 2)
         for name, m in self.named_modules():
@@ -76,10 +84,17 @@ class SmallSeg(SegModel):
         if bn != 'group': apply_bn_regime(self, bn, stem='stem.1')
 
     def forward(self, x:Tensor # (B,3,H,W) images normalised as `self.norm`
-               ) -> dict: # feat (B,4·width,h,w), logits (B,C,h,w), [aux], [depth, density]
-        x2 = self.layer2(self.layer1(self.stem(x)))
+               ) -> dict: # feat (B,4·width,h,w), logits (B,C,h,w) (finer with a decoder), [aux], [depth, density]
+        s = self.stem(x)
+        l1 = self.layer1(s)
+        x2 = self.layer2(l1)
         f = self.layer3(x2)
-        out = dict(feat=f, logits=self.classifier(f))
+        logits = self.classifier(f)
+        if self.decoder:
+            low = s if self.decoder == 'stem' else l1
+            up = F.interpolate(logits, size=low.shape[-2:], mode='bilinear', align_corners=False)
+            logits = up + self.refine(torch.cat([low, up], 1))
+        out = dict(feat=f, logits=logits)
         if self.multi_level: out['aux'] = self.aux_classifier(x2)
         out.update(depth_heads_forward(self, f))
         return out

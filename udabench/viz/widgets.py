@@ -20,6 +20,7 @@ from .core import (as_space, to_np, to_image, model_input, upsample, show_image,
                                show_error, norm_entropy, confidence, pixel_accuracy)
 from .embeddings import collect_pixels, embed, embedding_metrics, plot_embedding
 from ..methods.depth_density import source_density_target, target_density_target, to_grid
+from ..methods.base import on_grid
 from .depth import as_gmm, show_density, show_depth
 
 # %% auto #0
@@ -145,7 +146,8 @@ def _outputs(self:Explorer, model:str, dataset:str, idx:int) -> dict:
             x = model_input(self.data[dataset][idx]['img'], norm)[None]
             out = m(x.to(p.device) if p is not None else x)
         finally: m.train(was)
-        self._out[key] = {k: v[0].detach().float().cpu() for k, v in out.items() if k in ('logits', 'depth', 'density')}
+        if 'feat' in out: out['grid_logits'] = on_grid(out['logits'], out['feat'])   # the prediction of each depth cell
+        self._out[key] = {k: v[0].detach().float().cpu() for k, v in out.items() if k in ('logits', 'grid_logits', 'depth', 'density')}
     return self._out[key]
 
 def _embedding(self:Explorer, model:str, layer:str):
@@ -205,7 +207,7 @@ def _figure(self:Explorer) -> Figure:
         if lbl is not None: show_error(lg, lbl, img, alpha=st['alpha'], ax=ax[3])
         else: ax[3].text(0.5, 0.5, 'no labels', ha='center', va='center'); ax[3].set_axis_off()
     elif kind == 'density':
-        dm, what = self._density(out, s, out['logits'].argmax(0))
+        dm, what = self._density(out, s, out.get('grid_logits', out['logits']).argmax(0))
         if dm is None: ax[3].text(0.5, 0.5, what, ha='center', va='center', wrap=True, fontsize=8); ax[3].set_axis_off()
         else: show_density(dm, img, ax=ax[3], title=what, alpha=st['alpha'], squash=False)
     elif kind == 'depth':
