@@ -46,10 +46,10 @@ SSL_RULE = {'sdca_ssl': dict(rule='median'), 'sim_ssl': dict(rule='median'), 'de
 # seconds per seed of each method on a 2-core VM, two runs at a time (the mean over the seeds of the `--full` bench of
 # benchmarks/embedded_full; a self-training variant counts both rounds): only the order in which the bench starts ready
 # runs uses them, longest first
-RUN_SECONDS = {'source_only': 54, 'oracle': 48, 'continued_source_only': 67, 'target_forward_control': 98, 'minent': 129,
-               'advent': 222, 'maxsquare': 98, 'iw_maxsquare': 102, 'iw_maxsquare_multi': 142, 'oce': 135, 'sdca': 161,
-               'sdca_ssl': 276, 'sim': 158, 'sim_ssl': 273, 'depth_distribution': 183, 'depth_distribution_ssl': 317,
-               'dacs': 123, 'daformer': 155, 'mic': 177}
+RUN_SECONDS = {'source_only': 164, 'oracle': 149, 'continued_source_only': 71, 'target_forward_control': 110, 'minent': 135,
+               'advent': 211, 'maxsquare': 108, 'iw_maxsquare': 116, 'iw_maxsquare_multi': 148, 'oce': 139, 'sdca': 161,
+               'sdca_ssl': 269, 'sim': 168, 'sim_ssl': 277, 'depth_distribution': 175, 'depth_distribution_ssl': 274,
+               'dacs': 133, 'daformer': 153, 'mic': 178}
 
 def ssl_variant(run_name:str):
     "The self-training variant of a run name (`sdca_ssl` for `sdca_ssl` and its earlier rounds `sdca_ssl_r1`, ...), else None."
@@ -683,7 +683,7 @@ class EmbeddedCheck:
 # %% ../nbs/42_bench.ipynb #c021
 def add_bench_args(p):
     g = p.add_mutually_exclusive_group()
-    g.add_argument('--quick', action='store_const', const='quick', dest='mode', help='one seed (default; about 25 minutes on a 2-core VM, benchmarks/embedded_quick)')
+    g.add_argument('--quick', action='store_const', const='quick', dest='mode', help='one seed (default; about 30 minutes on a 2-core VM, benchmarks/embedded_quick)')
     g.add_argument('--full', action='store_const', const='full', dest='mode', help='three seeds')
     g.add_argument('--smoke', action='store_const', const='smoke', dest='mode', help='a few iterations on a tiny set (checks the pipeline)')
     p.set_defaults(mode='quick')
