@@ -25,18 +25,21 @@ def candidates(quick:bool=False) -> dict:
     "Name -> (preset overrides, model out_stride)."
     from udabench.bench import PRESETS
     q = PRESETS['quick']
-    nd = dict(decoder=None)   # the candidates of the first search: no decoder
-    c = {
-        'q128_os8': (dict(src_size=(128, 72), trg_size=(128, 64), synth_size=256, width=32, blocks=(1, 1, 1), src_iters=600, **nd), 8),
-        'q128_os4': (dict(src_size=(128, 72), trg_size=(128, 64), synth_size=256, width=32, blocks=(1, 1, 1), src_iters=600, **nd), 4),
-        'q256_os8': (dict(src_size=(256, 144), trg_size=(256, 128), synth_size=256, width=32, blocks=(1, 1, 1), src_iters=600, **nd), 8),
-        'q256_os8_1500': (dict(src_size=(256, 144), trg_size=(256, 128), synth_size=256, width=32, blocks=(1, 1, 1), src_iters=1500, **nd), 8),
-        'q256_os4': (dict(src_size=(256, 144), trg_size=(256, 128), synth_size=256, width=32, blocks=(1, 1, 1), src_iters=600, **nd), 4),
+    def cand(size, iters, decoder=None, stride=8):   # the quick preset's model and data, at `size` (target W,H)
+        w, h = size
+        return dict(src_size=(w, h * 9 // 8), trg_size=size, synth_size=256, width=32, blocks=(1, 1, 1), src_iters=iters,
+                    decoder=decoder), stride
+    c = {   # the first search: size, output stride, iterations (no decoder)
+        'q128_os8': cand((128, 64), 600),
+        'q128_os4': cand((128, 64), 600, stride=4),
+        'q256_os8': cand((256, 128), 600),
+        'q256_os8_1500': cand((256, 128), 1500),
+        'q256_os4': cand((256, 128), 600, stride=4),
         # the second search: 128x64 at stride 8 with the small model's decoder (logits refined at 1/2), and its control
-        'q128_os8_1800': (dict(src_size=(128, 72), trg_size=(128, 64), synth_size=256, width=32, blocks=(1, 1, 1), src_iters=1800, **nd), 8),
-        'q128_dec': (dict(src_size=(128, 72), trg_size=(128, 64), synth_size=256, width=32, blocks=(1, 1, 1), src_iters=600, decoder='stem'), 8),
-        'q128_dec_1200': (dict(src_size=(128, 72), trg_size=(128, 64), synth_size=256, width=32, blocks=(1, 1, 1), src_iters=1200, decoder='stem'), 8),
-        'q128_dec_1800': (dict(src_size=(128, 72), trg_size=(128, 64), synth_size=256, width=32, blocks=(1, 1, 1), src_iters=1800, decoder='stem'), 8),
+        'q128_os8_1800': cand((128, 64), 1800),
+        'q128_dec': cand((128, 64), 600, 'stem'),
+        'q128_dec_1200': cand((128, 64), 1200, 'stem'),
+        'q128_dec_1800': cand((128, 64), 1800, 'stem'),
     }
     if quick: c = {k: (dict(v[0], src_iters=20), v[1]) for k, v in list(c.items())[:2]}
     return {k: (replace(q, eval_every=0, **o), s) for k, (o, s) in c.items()}
